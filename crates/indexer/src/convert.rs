@@ -1,0 +1,395 @@
+//! `soci convert`: a SOCI-enabled copy of an image (SOCI index manifest v2).
+//!
+//! For each selected platform a v2 SOCI index is built; every image manifest of
+//! the image index is re-serialized as an OCI manifest (annotated with its SOCI
+//! index digest when it has one) and the SOCI index descriptors are added to a
+//! new OCI image index. Converting a converted image again replaces its SOCI
+//! index entries instead of adding more.
+
+use std::collections::BTreeMap;
+
+use soci_content::{BlobSource, MemStore};
+use soci_format::Digest;
+use soci_format::json::{
+    self, Descriptor, Index, IndexVersion, Manifest, Platform, SociIndex, annotations as ann, media_types as mt,
+    platform as plat,
+};
+
+use crate::layers::{BuildConfig, Events, LayerBuilder, LayerOutcome};
+use crate::IndexerError;
+
+/// Image manifests, indexes and configs are small; refuse absurd ones.
+const MAX_JSON_BLOB: u64 = 8 << 20;
+
+/// Which platforms of an image get a SOCI index.
+#[derive(Debug, Clone, Default)]
+pub enum PlatformSelection {
+    /// The image's platform for single-manifest images, else the host's platform.
+    #[default]
+    Default,
+    /// Every platform of the image (`--all-platforms`).
+    All,
+    /// These platforms (`--platform`).
+    Only(Vec<Platform>),
+}
+
+/// Result of a conversion.
+pub struct ConvertOutcome {
+    /// Descriptor of the new OCI image index.
+    pub index_descriptor: Descriptor,
+    /// Every blob the conversion created (zTOCs, SOCI indexes, the empty config,
+    /// re-serialized manifests and the image index).
+    pub blobs: MemStore,
+    /// The SOCI indexes built, with their platform.
+    pub soci_indexes: Vec<Descriptor>,
+    /// Layers that got a zTOC (counted once per platform).
+    pub layers_indexed: usize,
+    /// Layers skipped (too small or unsupported compression).
+    pub layers_skipped: usize,
+}
+
+struct Built {
+    platform: Platform,
+    manifest_digest: String,
+    descriptor: Descriptor,
+}
+
+/// Convert the image rooted at `root` (an image manifest or an image index) read from `source`.
+pub fn convert(
+    source: &dyn BlobSource,
+    root: &Descriptor,
+    cfg: &BuildConfig,
+    selection: &PlatformSelection,
+    events: &dyn Events,
+) -> Result<ConvertOutcome, IndexerError> {
+    let blobs = MemStore::new();
+    let mut root = root.clone();
+    let all = image_platforms(source, &root)?;
+    if all.is_empty() {
+        return Err(IndexerError::InvalidImage("image does not support any platforms".into()));
+    }
+    let mut default = plat::host_default();
+    if json::is_manifest_type(&root.media_type) {
+        root.platform = Some(all[0].clone());
+        default = all[0].clone();
+    }
+    let mut platforms = match selection {
+        PlatformSelection::Default => vec![default],
+        PlatformSelection::All => all.clone(),
+        PlatformSelection::Only(p) => p.clone(),
+    };
+    dedupe_platforms(&mut platforms);
+
+    let mut oci_index = new_oci_index(source, &root)?;
+
+    let layer_builder = LayerBuilder::new(source, &blobs, cfg, events);
+    let mut built = Vec::new();
+    let (mut indexed, mut skipped) = (0, 0);
+    let mut skip_reasons = Vec::new();
+    for p in &platforms {
+        let manifest_desc = find_manifest(source, &root, p, &all)?;
+        let manifest = read_manifest(source, &manifest_desc)?;
+        let layers = manifest.layers.clone().unwrap_or_default();
+        let outcomes = layer_builder.build_all(&manifest_desc.digest, &layers)?;
+        let ztocs: Vec<Descriptor> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                LayerOutcome::Ztoc(d) => Some(d.clone()),
+                LayerOutcome::Skipped => None,
+            })
+            .collect();
+        indexed += ztocs.len();
+        skipped += outcomes.len() - ztocs.len();
+        if ztocs.is_empty() {
+            skip_reasons.push(empty_hint(&layers, cfg));
+            continue;
+        }
+        let mut annotations = BTreeMap::new();
+        annotations.insert(ann::BUILD_TOOL_IDENTIFIER.to_string(), cfg.build_tool_identifier.clone());
+        let index = SociIndex {
+            version: IndexVersion::V2,
+            media_type: mt::OCI_MANIFEST.to_string(),
+            blobs: ztocs,
+            subject: None,
+            annotations,
+        };
+        let bytes = index.marshal();
+        blobs.put(json::EMPTY_CONFIG.to_vec());
+        let size = bytes.len() as i64;
+        let digest = blobs.put(bytes);
+        built.push(Built {
+            platform: p.clone(),
+            manifest_digest: manifest_desc.digest.clone(),
+            descriptor: Descriptor {
+                media_type: mt::OCI_MANIFEST.to_string(),
+                artifact_type: mt::SOCI_INDEX_V2.to_string(),
+                digest: digest.to_string(),
+                size,
+                ..Default::default()
+            },
+        });
+    }
+    if built.is_empty() {
+        let mut hint = String::new();
+        for h in skip_reasons.into_iter().flatten() {
+            if !hint.contains(&h) {
+                hint.push_str(&h);
+            }
+        }
+        return Err(IndexerError::EmptyIndex { hint });
+    }
+
+    annotate_images(source, &blobs, &mut oci_index, &mut built)?;
+    add_soci_indexes(&mut oci_index, &built);
+
+    let bytes = json::to_go_json(&oci_index);
+    let size = bytes.len() as i64;
+    let digest = blobs.put(bytes);
+    Ok(ConvertOutcome {
+        index_descriptor: Descriptor {
+            media_type: mt::OCI_INDEX.to_string(),
+            digest: digest.to_string(),
+            size,
+            ..Default::default()
+        },
+        blobs,
+        soci_indexes: built.into_iter().map(|b| b.descriptor).collect(),
+        layers_indexed: indexed,
+        layers_skipped: skipped,
+    })
+}
+
+fn empty_hint(layers: &[Descriptor], cfg: &BuildConfig) -> Option<String> {
+    if layers.is_empty() {
+        return None;
+    }
+    if layers.iter().all(|l| (l.size.max(0) as u64) < cfg.min_layer_size) {
+        let largest = layers.iter().map(|l| l.size).max().unwrap_or(0);
+        return Some(format!(
+            ": every layer is smaller than --min-layer-size {} (the largest is {} bytes); lower --min-layer-size to index them",
+            cfg.min_layer_size, largest
+        ));
+    }
+    if layers
+        .iter()
+        .all(|l| matches!(json::layer_compression(&l.media_type), json::LayerCompression::Zstd))
+    {
+        return Some(": the layers are zstd-compressed, which SOCI cannot index; use gzip or uncompressed layers".into());
+    }
+    None
+}
+
+fn dedupe_platforms(ps: &mut Vec<Platform>) {
+    let mut out: Vec<Platform> = Vec::new();
+    for p in ps.drain(..) {
+        if !out.iter().any(|q| plat::matches_strict(q, &p)) {
+            out.push(p);
+        }
+    }
+    *ps = out;
+}
+
+fn digest_of(d: &Descriptor) -> Result<Digest, IndexerError> {
+    d.digest
+        .parse()
+        .map_err(|e| IndexerError::InvalidImage(format!("descriptor of {}: {e}", d.media_type)))
+}
+
+fn read_json_blob(source: &dyn BlobSource, d: &Descriptor, kind: &'static str) -> Result<Vec<u8>, IndexerError> {
+    Ok(source.read_blob(&digest_of(d)?, MAX_JSON_BLOB, kind)?)
+}
+
+fn read_manifest(source: &dyn BlobSource, d: &Descriptor) -> Result<Manifest, IndexerError> {
+    let bytes = read_json_blob(source, d, "image manifest")?;
+    json::from_json::<Manifest>(&bytes).map_err(|e| IndexerError::BadJson {
+        what: "image manifest",
+        digest: d.digest.clone(),
+        reason: e.to_string(),
+    })
+}
+
+fn read_index(source: &dyn BlobSource, d: &Descriptor) -> Result<Index, IndexerError> {
+    let bytes = read_json_blob(source, d, "image index")?;
+    json::from_json::<Index>(&bytes).map_err(|e| IndexerError::BadJson {
+        what: "image index",
+        digest: d.digest.clone(),
+        reason: e.to_string(),
+    })
+}
+
+fn config_platform(source: &dyn BlobSource, manifest: &Descriptor) -> Result<Platform, IndexerError> {
+    let m = read_manifest(source, manifest)?;
+    let bytes = read_json_blob(source, &m.config, "image config")?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| IndexerError::BadJson {
+        what: "image config",
+        digest: m.config.digest.clone(),
+        reason: e.to_string(),
+    })?;
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+    let features: Vec<String> = v
+        .get("os.features")
+        .and_then(|x| x.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    Ok(plat::normalize(&Platform {
+        architecture: s("architecture"),
+        os: s("os"),
+        os_version: s("os.version"),
+        os_features: features,
+        variant: s("variant"),
+    }))
+}
+
+/// All platforms of an image, like containerd's `images.Platforms`.
+fn image_platforms(source: &dyn BlobSource, root: &Descriptor) -> Result<Vec<Platform>, IndexerError> {
+    let mut out = Vec::new();
+    collect_platforms(source, root, &mut out, 0)?;
+    Ok(out)
+}
+
+fn collect_platforms(
+    source: &dyn BlobSource,
+    d: &Descriptor,
+    out: &mut Vec<Platform>,
+    depth: usize,
+) -> Result<(), IndexerError> {
+    if depth > 8 {
+        return Err(IndexerError::InvalidImage("image indexes nested more than 8 deep".into()));
+    }
+    if let Some(p) = &d.platform {
+        out.push(plat::normalize(p));
+        return Ok(());
+    }
+    if json::is_index_type(&d.media_type) {
+        for child in read_index(source, d)?.manifests.unwrap_or_default() {
+            if child.artifact_type == mt::SOCI_INDEX_V2 {
+                continue;
+            }
+            collect_platforms(source, &child, out, depth + 1)?;
+        }
+    } else if json::is_manifest_type(&d.media_type) {
+        if source.has_blob(&digest_of(d)?) {
+            out.push(config_platform(source, d)?);
+        }
+    }
+    Ok(())
+}
+
+fn new_oci_index(source: &dyn BlobSource, root: &Descriptor) -> Result<Index, IndexerError> {
+    if json::is_index_type(&root.media_type) {
+        let mut idx = read_index(source, root)?;
+        idx.media_type = mt::OCI_INDEX.to_string();
+        Ok(idx)
+    } else {
+        Ok(Index {
+            schema_version: 2,
+            media_type: mt::OCI_INDEX.to_string(),
+            manifests: Some(vec![root.clone()]),
+            ..Default::default()
+        })
+    }
+}
+
+/// The image manifest of `root` for platform `p` (upstream's GetImageManifestDescriptor).
+fn find_manifest(
+    source: &dyn BlobSource,
+    root: &Descriptor,
+    p: &Platform,
+    all: &[Platform],
+) -> Result<Descriptor, IndexerError> {
+    let not_found = || IndexerError::NoPlatformMatch {
+        platform: plat::format(p),
+        available: all.iter().map(plat::format).collect::<Vec<_>>().join(", "),
+    };
+    if json::is_index_type(&root.media_type) {
+        for child in read_index(source, root)?.manifests.unwrap_or_default() {
+            let Some(cp) = &child.platform else {
+                return Err(IndexerError::InvalidImage(format!(
+                    "manifest {} in image index {} has no platform",
+                    child.digest, root.digest
+                )));
+            };
+            if child.artifact_type == mt::SOCI_INDEX_V2 || !json::is_manifest_type(&child.media_type) {
+                continue;
+            }
+            if plat::matches_strict(p, cp) {
+                return Ok(child);
+            }
+        }
+        Err(not_found())
+    } else if json::is_manifest_type(&root.media_type) {
+        match &root.platform {
+            Some(rp) if !plat::matches_strict(p, rp) => Err(not_found()),
+            _ => Ok(root.clone()),
+        }
+    } else {
+        Err(IndexerError::InvalidImage(format!(
+            "{} has media type {:?}, which is neither an image manifest nor an image index",
+            root.digest, root.media_type
+        )))
+    }
+}
+
+fn annotate_images(
+    source: &dyn BlobSource,
+    blobs: &MemStore,
+    oci_index: &mut Index,
+    built: &mut [Built],
+) -> Result<(), IndexerError> {
+    let manifests = oci_index.manifests.get_or_insert_with(Vec::new);
+    for desc in manifests.iter_mut() {
+        if desc.artifact_type == mt::SOCI_INDEX_V2 {
+            // An earlier conversion's SOCI index: kept, or replaced below.
+            continue;
+        }
+        let idx = built.iter().position(|b| b.manifest_digest == desc.digest);
+        if !json::is_manifest_type(&desc.media_type) {
+            continue;
+        }
+        if !source.has_blob(&digest_of(desc)?) {
+            if idx.is_none() {
+                continue;
+            }
+            return Err(soci_content::ContentError::NotFound {
+                digest: digest_of(desc)?,
+                store: source.describe(),
+            }
+            .into());
+        }
+        let raw = read_json_blob(source, desc, "image manifest")?;
+        let index_digest = idx.map(|i| built[i].descriptor.digest.clone());
+        let (bytes, annotations) =
+            json::reserialize_manifest(&raw, index_digest.as_deref()).map_err(|e| IndexerError::BadJson {
+                what: "image manifest",
+                digest: desc.digest.clone(),
+                reason: e.to_string(),
+            })?;
+        desc.size = bytes.len() as i64;
+        desc.digest = blobs.put(bytes).to_string();
+        desc.media_type = mt::OCI_MANIFEST.to_string();
+        desc.annotations = annotations;
+        if let Some(i) = idx {
+            built[i]
+                .descriptor
+                .annotations
+                .insert(ann::IMAGE_MANIFEST_DIGEST.to_string(), desc.digest.clone());
+        }
+    }
+    Ok(())
+}
+
+fn add_soci_indexes(oci_index: &mut Index, built: &[Built]) {
+    let manifests = oci_index.manifests.get_or_insert_with(Vec::new);
+    for b in built {
+        let mut desc = b.descriptor.clone();
+        desc.platform = Some(b.platform.clone());
+        let existing = manifests.iter().position(|d| {
+            d.artifact_type == mt::SOCI_INDEX_V2
+                && d.platform.as_ref().is_some_and(|p| plat::matches_strict(&b.platform, p))
+        });
+        match existing {
+            Some(i) => manifests[i] = desc,
+            None => manifests.push(desc),
+        }
+    }
+}

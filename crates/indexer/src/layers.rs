@@ -1,0 +1,263 @@
+//! Choosing layers and building their zTOCs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use soci_content::{BlobSource, MemStore, VerifyingReader};
+use soci_format::json::{self, Descriptor, LayerCompression};
+use soci_format::ztoc::{self, BuildOptions, CompressionAlgorithm, Ztoc};
+use soci_format::{Digest, json::annotations as ann};
+
+use crate::IndexerError;
+
+/// Settings of an index build (upstream's builder options).
+#[derive(Debug, Clone)]
+pub struct BuildConfig {
+    /// Span size in uncompressed bytes (`--span-size`, default 4 MiB).
+    pub span_size: u64,
+    /// Layers smaller than this get no zTOC (`--min-layer-size`, default 10 MiB).
+    pub min_layer_size: u64,
+    /// `--optimizations xattr`: mark zTOCs of layers without xattrs.
+    pub xattr_optimization: bool,
+    /// Identifier written into zTOCs and indexes.
+    pub build_tool_identifier: String,
+    /// Layers indexed at the same time.
+    pub jobs: usize,
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        BuildConfig {
+            span_size: 1 << 22,
+            min_layer_size: 10 << 20,
+            xattr_optimization: false,
+            build_tool_identifier: ztoc::DEFAULT_BUILD_TOOL.to_string(),
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        }
+    }
+}
+
+/// Something that happened during a build, for progress output.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A layer's zTOC is being built.
+    LayerStarted {
+        /// Layer digest.
+        layer: &'a str,
+        /// Compressed size.
+        size: u64,
+    },
+    /// A layer got a zTOC.
+    ZtocBuilt {
+        /// Layer digest.
+        layer: &'a str,
+        /// zTOC digest.
+        ztoc: &'a Digest,
+        /// The zTOC was built earlier in this run and reused.
+        reused: bool,
+    },
+    /// A layer is smaller than the minimum layer size.
+    SkippedSmall {
+        /// Layer digest.
+        layer: &'a str,
+        /// Layer media type.
+        media_type: &'a str,
+        /// Layer size.
+        size: u64,
+        /// The minimum.
+        min_layer_size: u64,
+    },
+    /// A layer's compression cannot be indexed (zstd).
+    SkippedUnsupported {
+        /// Layer digest.
+        layer: &'a str,
+        /// Layer media type.
+        media_type: &'a str,
+        /// The compression found.
+        compression: &'a str,
+    },
+}
+
+/// Receiver of [`Event`]s.
+pub trait Events: Sync {
+    /// Called for every event, possibly from several threads.
+    fn event(&self, event: &Event<'_>);
+}
+
+/// Ignores all events.
+pub struct NoEvents;
+impl Events for NoEvents {
+    fn event(&self, _: &Event<'_>) {}
+}
+
+/// What became of one layer.
+#[derive(Debug, Clone)]
+pub enum LayerOutcome {
+    /// It got a zTOC, described by this index entry.
+    Ztoc(Descriptor),
+    /// It was skipped (too small, unsupported compression, prefetch artifact).
+    Skipped,
+}
+
+pub(crate) struct LayerBuilder<'a> {
+    pub source: &'a dyn BlobSource,
+    pub out: &'a MemStore,
+    pub cfg: &'a BuildConfig,
+    pub events: &'a dyn Events,
+    cache: Mutex<HashMap<String, LayerOutcome>>,
+}
+
+impl<'a> LayerBuilder<'a> {
+    pub fn new(source: &'a dyn BlobSource, out: &'a MemStore, cfg: &'a BuildConfig, events: &'a dyn Events) -> Self {
+        LayerBuilder {
+            source,
+            out,
+            cfg,
+            events,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Build the zTOCs of `layers` in parallel; the result is in layer order.
+    pub fn build_all(&self, manifest: &str, layers: &[Descriptor]) -> Result<Vec<LayerOutcome>, IndexerError> {
+        // Classification errors (non-layer media types) fail before any work starts.
+        for l in layers {
+            if l.media_type != json::media_types::SOCI_PREFETCH && !json::is_layer_type(&l.media_type) {
+                return Err(IndexerError::NotLayer {
+                    layer: l.digest.clone(),
+                    manifest: manifest.to_string(),
+                    media_type: l.media_type.clone(),
+                });
+            }
+        }
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<Option<Result<LayerOutcome, IndexerError>>>> =
+            Mutex::new((0..layers.len()).map(|_| None).collect());
+        let workers = self.cfg.jobs.max(1).min(layers.len().max(1));
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= layers.len() {
+                            break;
+                        }
+                        let r = self.build_one(&layers[i]);
+                        results.lock().expect("poisoned")[i] = Some(r);
+                    }
+                });
+            }
+        });
+        let mut out = Vec::with_capacity(layers.len());
+        let mut errors = Vec::new();
+        for r in results.into_inner().expect("poisoned") {
+            match r.expect("every layer is processed") {
+                Ok(o) => out.push(o),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(if errors.len() == 1 {
+                errors.pop().expect("one error")
+            } else {
+                IndexerError::Layers(errors)
+            });
+        }
+        Ok(out)
+    }
+
+    fn build_one(&self, layer: &Descriptor) -> Result<LayerOutcome, IndexerError> {
+        if layer.media_type == json::media_types::SOCI_PREFETCH {
+            return Ok(LayerOutcome::Skipped);
+        }
+        let size = u64::try_from(layer.size).unwrap_or(0);
+        if size < self.cfg.min_layer_size {
+            self.events.event(&Event::SkippedSmall {
+                layer: &layer.digest,
+                media_type: &layer.media_type,
+                size,
+                min_layer_size: self.cfg.min_layer_size,
+            });
+            return Ok(LayerOutcome::Skipped);
+        }
+        let algorithm = match json::layer_compression(&layer.media_type) {
+            LayerCompression::Gzip => CompressionAlgorithm::Gzip,
+            LayerCompression::Uncompressed => CompressionAlgorithm::Uncompressed,
+            other => {
+                self.events.event(&Event::SkippedUnsupported {
+                    layer: &layer.digest,
+                    media_type: &layer.media_type,
+                    compression: other.as_str(),
+                });
+                return Ok(LayerOutcome::Skipped);
+            }
+        };
+        if let Some(done) = self.cache.lock().expect("poisoned").get(&layer.digest).cloned() {
+            if let LayerOutcome::Ztoc(d) = &done {
+                let z: Digest = d.digest.parse().expect("digest we computed");
+                self.events.event(&Event::ZtocBuilt {
+                    layer: &layer.digest,
+                    ztoc: &z,
+                    reused: true,
+                });
+            }
+            return Ok(done);
+        }
+        let digest: Digest = layer.digest.parse().map_err(|e| IndexerError::InvalidImage(format!("layer: {e}")))?;
+        self.events.event(&Event::LayerStarted {
+            layer: &layer.digest,
+            size,
+        });
+        let reader = self.source.open_blob(&digest)?;
+        let reader = VerifyingReader::new(reader, digest.clone(), size, self.source.describe());
+        let opts = BuildOptions {
+            span_size: self.cfg.span_size,
+            build_tool_identifier: self.cfg.build_tool_identifier.clone(),
+        };
+        let toc = ztoc::build_ztoc(reader, algorithm, &opts).map_err(|e| IndexerError::Ztoc {
+            layer: layer.digest.clone(),
+            reason: e.to_string(),
+        })?;
+        let bytes = toc.to_bytes();
+        let ztoc_size = bytes.len() as i64;
+        let ztoc_digest = self.out.put(bytes);
+        let desc = ztoc_descriptor(layer, &ztoc_digest, ztoc_size, self.cfg, &toc);
+        self.events.event(&Event::ZtocBuilt {
+            layer: &layer.digest,
+            ztoc: &ztoc_digest,
+            reused: false,
+        });
+        let outcome = LayerOutcome::Ztoc(desc);
+        self.cache
+            .lock()
+            .expect("poisoned")
+            .insert(layer.digest.clone(), outcome.clone());
+        Ok(outcome)
+    }
+}
+
+/// Whether the xattr optimization may mark this zTOC: no entry has xattrs and
+/// no directory is opaque.
+pub(crate) fn should_disable_xattrs(toc: &Ztoc) -> bool {
+    toc.toc
+        .iter()
+        .all(|f| f.xattrs().next().is_none() && !f.name.ends_with(".wh..wh..opq"))
+}
+
+fn ztoc_descriptor(layer: &Descriptor, ztoc: &Digest, size: i64, cfg: &BuildConfig, toc: &Ztoc) -> Descriptor {
+    let mut annotations = BTreeMap::new();
+    annotations.insert(ann::IMAGE_LAYER_MEDIA_TYPE.to_string(), layer.media_type.clone());
+    annotations.insert(ann::IMAGE_LAYER_DIGEST.to_string(), layer.digest.clone());
+    annotations.insert(ann::SPAN_SIZE.to_string(), cfg.span_size.to_string());
+    if cfg.xattr_optimization && should_disable_xattrs(toc) {
+        annotations.insert(ann::DISABLE_XATTRS.to_string(), "true".to_string());
+    }
+    Descriptor {
+        media_type: json::media_types::SOCI_LAYER.to_string(),
+        digest: ztoc.to_string(),
+        size,
+        annotations,
+        ..Default::default()
+    }
+}
