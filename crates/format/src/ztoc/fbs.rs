@@ -393,10 +393,10 @@ fn verify(b: &[u8]) -> Result<(), ZtocError> {
 fn one_line(e: &InvalidFlatbuffer) -> String {
     e.to_string()
         .lines()
-        .map(str::trim)
+        .map(|l| l.trim().trim_end_matches('.'))
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join("; ")
+        .join(", ")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -565,10 +565,11 @@ impl<'a> TableRef<'a> {
             .map(move |p| p.and_then(|p| str_at(buf, p))))
     }
 
-    /// Number of elements of a vector field (0 if absent).
-    fn vector_len(&self, slot: u16) -> Result<usize, ZtocError> {
+    /// Number of elements of a vector-of-offsets field (0 if absent), checked against
+    /// the buffer size so that it can size an allocation.
+    fn offsets_len(&self, slot: u16) -> Result<usize, ZtocError> {
         match self.target(slot)? {
-            Some(p) => Ok(u32::from_le_bytes(bytes_at(self.buf, p)?) as usize),
+            Some(p) => Ok(vector_at(self.buf, p, 4)?.1),
             None => Ok(0),
         }
     }
@@ -621,7 +622,7 @@ fn non_negative(field: &str, v: i64) -> Result<u64, ZtocError> {
 }
 
 fn decode_toc(t: TableRef<'_>) -> Result<Vec<FileMetadata>, ZtocError> {
-    let mut files = Vec::with_capacity(t.vector_len(slot::toc::METADATA)?);
+    let mut files = Vec::with_capacity(t.offsets_len(slot::toc::METADATA)?);
     for (i, m) in t.tables(slot::toc::METADATA)?.enumerate() {
         files.push(decode_file_metadata(m?).map_err(|e| match e {
             ZtocError::Invalid(msg) => ZtocError::Invalid(format!("toc entry {i}: {msg}")),
@@ -636,7 +637,7 @@ fn decode_file_metadata(t: TableRef<'_>) -> Result<FileMetadata, ZtocError> {
     let name = t.str(s::NAME)?.to_owned();
     let field = |what: &str, v: i64| {
         non_negative(what, v).map_err(|e| match e {
-            ZtocError::Invalid(msg) => ZtocError::Invalid(format!("{name:?}: {msg}")),
+            ZtocError::Invalid(msg) => ZtocError::Invalid(format!("{msg} (name {name:?})")),
             e => e,
         })
     };
