@@ -13,6 +13,7 @@ mod convert;
 mod error;
 mod layers;
 mod output;
+pub mod standalone;
 
 pub use convert::{ConvertOutcome, PlatformSelection, convert};
 pub use error::IndexerError;

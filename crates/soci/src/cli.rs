@@ -1,0 +1,108 @@
+//! Command-line definitions (flags and defaults follow upstream SOCI).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// soci: build and inspect SOCI indexes for lazy loading of container images.
+#[derive(Debug, Parser)]
+#[command(name = "soci", version, about, long_about = None)]
+pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Address of containerd's gRPC socket.
+    #[arg(short = 'a', long, global = true, env = "CONTAINERD_ADDRESS", default_value = "/run/containerd/containerd.sock")]
+    pub address: String,
+    /// containerd namespace.
+    #[arg(short = 'n', long, global = true, env = "CONTAINERD_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// Timeout for containerd and registry operations (e.g. 30s, 5m).
+    #[arg(long, global = true)]
+    pub timeout: Option<String>,
+    /// Enable debug output.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Content store for SOCI artifacts.
+    #[arg(long, global = true, value_enum, default_value_t = ContentStoreKind::Containerd)]
+    pub content_store: ContentStoreKind,
+    /// Root directory of the SOCI artifacts (shared with soci-snapshotter-grpc).
+    #[arg(long, global = true, default_value = "/var/lib/soci-snapshotter-grpc/")]
+    pub root: PathBuf,
+}
+
+/// Where SOCI artifacts are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ContentStoreKind {
+    /// containerd's content store.
+    Containerd,
+    /// The soci store: an OCI layout under `<root>/content`.
+    Soci,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Convert an image to a SOCI-enabled image (SOCI index manifest v2).
+    Convert(ConvertArgs),
+}
+
+/// Flags of index-building commands.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Span size in bytes: a checkpoint is stored every span of uncompressed data.
+    #[arg(long, default_value_t = 1 << 22, value_parser = clap::value_parser!(u64).range(1..))]
+    pub span_size: u64,
+    /// Layers smaller than this many bytes get no zTOC and are downloaded whole at run time.
+    #[arg(long, default_value_t = 10 << 20)]
+    pub min_layer_size: u64,
+    /// Optimizations to apply (only `xattr`: mark layers without extended attributes).
+    #[arg(long = "optimizations", value_name = "OPTIMIZATION", value_parser = ["xattr"])]
+    pub optimizations: Vec<String>,
+    /// Rebuild zTOCs even when they already exist.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Platform to index (os/arch[/variant]); repeatable. Default: the image's own
+    /// platform for single-platform images, else the host's.
+    #[arg(short = 'p', long = "platform", conflicts_with = "all_platforms")]
+    pub platforms: Vec<String>,
+    /// Index every platform of the image.
+    #[arg(long)]
+    pub all_platforms: bool,
+}
+
+/// `soci convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Work without containerd: SOURCE is an OCI image layout (directory or tar)
+    /// and DEST the path of the converted layout.
+    #[arg(long)]
+    pub standalone: bool,
+    /// Output format with --standalone.
+    #[arg(long, value_enum, default_value_t = OutputFormatArg::OciArchive)]
+    pub format: OutputFormatArg,
+    /// Index-building flags.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Source image.
+    pub source: String,
+    /// Destination image.
+    pub dest: String,
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormatArg {
+    /// A tar archive of an OCI image layout.
+    OciArchive,
+    /// An OCI image layout directory.
+    OciDir,
+}
