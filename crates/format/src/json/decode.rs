@@ -19,15 +19,22 @@ use super::JsonError;
 /// Parses `bytes` into `T` after Go-compatible input normalisation: invalid UTF-8
 /// inside strings and unpaired UTF-16 surrogate escapes become U+FFFD (Go's
 /// behaviour), and an integer literal `-0` is read as `0`. The whole input must be
-/// one JSON value with optional surrounding whitespace. Nesting deeper than 128
-/// levels is rejected (`serde_json`'s recursion limit).
+/// one JSON value with optional surrounding whitespace.
+///
+/// Nesting: more than 10000 levels is rejected as Go does ("exceeded max depth").
+/// Values skipped as unknown fields may nest up to that limit; values that `T`
+/// actually decodes are also bound by `serde_json`'s recursion limit of 128 levels
+/// (far beyond the 4 levels of the OCI types).
 ///
 /// The types of this module deserialize with Go's struct-decoding rules (see the
 /// [module docs](super)); other `T` use their own `Deserialize` impls.
 pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
-    let input = go_sanitize(bytes);
+    let input = go_sanitize(bytes)?;
     serde_json::from_slice(&input).map_err(JsonError::Decode)
 }
+
+/// Go's `maxNestingDepth`.
+const MAX_DEPTH: usize = 10_000;
 
 /// Rewrites `input` so that `serde_json` accepts what Go's decoder accepts:
 /// * in strings, each byte of an invalid UTF-8 sequence becomes U+FFFD (Go's
@@ -36,8 +43,9 @@ pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
 /// * outside strings, a number `-0` (no fraction/exponent) becomes `0`.
 ///
 /// Returns the input unchanged (borrowed) when nothing needs rewriting. Syntax errors
-/// are left for the parser to report.
-pub(crate) fn go_sanitize(input: &[u8]) -> Cow<'_, [u8]> {
+/// are left for the parser to report, except nesting beyond Go's limit of 10000.
+pub(crate) fn go_sanitize(input: &[u8]) -> Result<Cow<'_, [u8]>, JsonError> {
+    let mut depth = 0usize;
     let mut out: Option<Vec<u8>> = None;
     let mut copied = 0usize;
     let n = input.len();
@@ -101,6 +109,18 @@ pub(crate) fn go_sanitize(input: &[u8]) -> Cow<'_, [u8]> {
                     i += 1;
                 }
             }
+        } else if c == b'{' || c == b'[' {
+            depth += 1;
+            if depth > MAX_DEPTH {
+                return Err(JsonError::Decode(de::Error::custom(format!(
+                    "invalid character '{}' exceeded max depth at byte offset {i}",
+                    c as char
+                ))));
+            }
+            i += 1;
+        } else if c == b'}' || c == b']' {
+            depth = depth.saturating_sub(1);
+            i += 1;
         } else if c == b'-'
             && input.get(i + 1) == Some(&b'0')
             && !matches!(input.get(i + 2), Some(b'0'..=b'9' | b'.' | b'e' | b'E'))
@@ -112,13 +132,13 @@ pub(crate) fn go_sanitize(input: &[u8]) -> Cow<'_, [u8]> {
             i += 1;
         }
     }
-    match out {
+    Ok(match out {
         None => Cow::Borrowed(input),
         Some(mut buf) => {
             buf.extend_from_slice(&input[copied.min(n)..]);
             Cow::Owned(buf)
         }
-    }
+    })
 }
 
 fn hex4(input: &[u8], at: usize) -> Option<u32> {
@@ -480,7 +500,7 @@ pub(crate) use go_struct;
 /// Decodes a top-level value with Go semantics into a fresh `T` (for private
 /// helper structs without a `Deserialize` impl).
 pub(crate) fn go_from_slice<T: GoDecode + Default>(bytes: &[u8]) -> Result<T, JsonError> {
-    let input = go_sanitize(bytes);
+    let input = go_sanitize(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(&input);
     let mut v = T::default();
     v.go_decode(&mut de).map_err(JsonError::Decode)?;

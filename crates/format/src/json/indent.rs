@@ -97,6 +97,18 @@ impl Indenter<'_> {
         })
     }
 
+    /// Errors inside a number or literal: at end of input Go's scanner feeds a
+    /// space, so the message names `' '` rather than the end of input.
+    fn token_error<T>(&self, context: &str) -> Result<T, IndentError> {
+        if self.pos >= self.src.len() {
+            return Err(IndentError {
+                offset: self.src.len(),
+                message: format!("invalid character ' ' {context}"),
+            });
+        }
+        self.error(context)
+    }
+
     fn skip_space(&mut self) {
         while self.pos < self.src.len() && is_space(self.src[self.pos]) {
             self.pos += 1;
@@ -106,6 +118,9 @@ impl Indenter<'_> {
     fn newline(&mut self, depth: usize) {
         self.out.push(b'\n');
         self.out.extend_from_slice(self.prefix);
+        if self.indent.is_empty() {
+            return;
+        }
         for _ in 0..depth {
             self.out.extend_from_slice(self.indent);
         }
@@ -270,12 +285,12 @@ impl Indenter<'_> {
             Some(b'1'..=b'9') => {
                 self.digits();
             }
-            _ => return self.error("in numeric literal"),
+            _ => return self.token_error("in numeric literal"),
         }
         if self.peek() == Some(b'.') {
             self.pos += 1;
             if self.digits() == 0 {
-                return self.error("after decimal point in numeric literal");
+                return self.token_error("after decimal point in numeric literal");
             }
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
@@ -284,7 +299,7 @@ impl Indenter<'_> {
                 self.pos += 1;
             }
             if self.digits() == 0 {
-                return self.error("in exponent of numeric literal");
+                return self.token_error("in exponent of numeric literal");
             }
         }
         self.out.extend_from_slice(&self.src[start..self.pos]);
@@ -295,7 +310,7 @@ impl Indenter<'_> {
         for &expected in word {
             if self.peek() != Some(expected) {
                 let name = std::str::from_utf8(word).unwrap_or("");
-                return self.error(&format!(
+                return self.token_error(&format!(
                     "in literal {name} (expecting {})",
                     QuoteChar(expected)
                 ));

@@ -41,9 +41,10 @@
 //!
 //! # Limits and known divergences from Go
 //!
-//! * Parsing goes through `serde_json`, whose nesting limit is 128 levels (Go
-//!   allows 10000). Deeper input is rejected with an error; no real OCI document
-//!   comes close. [`go_json_indent`] has its own scanner with Go's 10000 limit.
+//! * Nesting beyond Go's limit of 10000 levels is rejected, as in Go. Values that
+//!   are actually decoded (not skipped as unknown fields) are also bound by
+//!   `serde_json`'s recursion limit of 128 levels; the OCI types nest 4 levels,
+//!   so this only matters for generic `T` in [`from_json`].
 //! * `-0` read into an integer field is 0 (as in Go); read into a generic float
 //!   field through [`from_json`] it loses its sign.
 //! * When a key holding an array of objects is repeated, Go may decode into
