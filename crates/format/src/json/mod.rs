@@ -25,6 +25,28 @@
 //! * **Indenting** ([`go_json_indent`]): Go's `json.Indent`, used by
 //!   `soci index info`.
 //!
+//! # Example
+//!
+//! ```
+//! use soci_format::json::{self, IndexVersion, SociIndex, build_tool_annotations, ztoc_descriptor};
+//!
+//! let ztoc = ztoc_descriptor(
+//!     "sha256:eba28fdf50b1b57543f57dd051b2468c1d4f57b64d2006c75aa4de1d03e6c7ec",
+//!     65928,
+//!     "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+//!     json::MEDIA_TYPE_OCI_LAYER_GZIP,
+//!     json::DEFAULT_SPAN_SIZE,
+//!     false,
+//! );
+//! let index = SociIndex::new(IndexVersion::V2, vec![ztoc], None, build_tool_annotations(None));
+//! let (bytes, desc) = index.marshal_with_descriptor();
+//! assert_eq!(bytes.len(), 710);
+//! assert_eq!(desc.digest, "sha256:c30a6bda963eebcaa901556d697c541881ceac3211a6609ab1db2c07c2481ed9");
+//! assert_eq!(SociIndex::from_manifest_bytes(&bytes).unwrap(), index);
+//! let pretty = json::go_json_indent(&bytes, "  ").unwrap();
+//! assert!(pretty.starts_with(b"{\n  \"schemaVersion\": 2,\n"));
+//! ```
+//!
 //! # Representation choices
 //!
 //! * `mediaType`/`artifactType` are plain `String`s: Go cannot tell an empty
