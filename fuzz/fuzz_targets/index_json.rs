@@ -10,14 +10,14 @@ fuzz_target!(|data: &[u8]| {
         let again = SociIndex::from_manifest_bytes(&bytes).expect("re-marshaled index parses");
         assert_eq!(again.marshal(), bytes);
     }
-    if let Ok(m) = json::from_json::<Manifest>(data) {
+    if let Ok(m) = Manifest::from_json(data) {
         let bytes = json::to_go_json(&m);
-        let again: Manifest = json::from_json(&bytes).expect("re-marshaled manifest parses");
+        let again = Manifest::from_json(&bytes).expect("re-marshaled manifest parses");
         assert_eq!(json::to_go_json(&again), bytes);
     }
-    if let Ok(i) = json::from_json::<Index>(data) {
+    if let Ok(i) = Index::from_json(data) {
         let bytes = json::to_go_json(&i);
-        let again: Index = json::from_json(&bytes).expect("re-marshaled index parses");
+        let again = Index::from_json(&bytes).expect("re-marshaled index parses");
         assert_eq!(json::to_go_json(&again), bytes);
     }
 });

@@ -18,6 +18,8 @@
 
 pub mod digest;
 pub mod json;
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;
 pub mod toc;
 pub mod zinfo;
 pub mod ztoc;

@@ -6,14 +6,9 @@
 //! new OCI image index. Converting a converted image again replaces its SOCI
 //! index entries instead of adding more.
 
-use std::collections::BTreeMap;
-
 use soci_content::{BlobSource, MemStore};
 use soci_format::Digest;
-use soci_format::json::{
-    self, Descriptor, Index, IndexVersion, Manifest, Platform, SociIndex, annotations as ann, media_types as mt,
-    platform as plat,
-};
+use soci_format::json::{self, Descriptor, Index, IndexVersion, Manifest, Platform, SociIndex};
 
 use crate::layers::{BuildConfig, Events, LayerBuilder, LayerOutcome};
 use crate::IndexerError;
@@ -68,17 +63,17 @@ pub fn convert(
     if all.is_empty() {
         return Err(IndexerError::InvalidImage("image does not support any platforms".into()));
     }
-    let mut default = plat::host_default();
+    let mut default = Platform::host_default();
     if json::is_manifest_type(&root.media_type) {
         root.platform = Some(all[0].clone());
         default = all[0].clone();
     }
-    let mut platforms = match selection {
+    let mut platforms: Vec<Platform> = match selection {
         PlatformSelection::Default => vec![default],
         PlatformSelection::All => all.clone(),
         PlatformSelection::Only(p) => p.clone(),
     };
-    dedupe_platforms(&mut platforms);
+    platforms = json::dedupe_platforms(&platforms);
 
     let mut oci_index = new_oci_index(source, &root)?;
 
@@ -104,25 +99,22 @@ pub fn convert(
             skip_reasons.push(empty_hint(&layers, cfg));
             continue;
         }
-        let mut annotations = BTreeMap::new();
-        annotations.insert(ann::BUILD_TOOL_IDENTIFIER.to_string(), cfg.build_tool_identifier.clone());
-        let index = SociIndex {
-            version: IndexVersion::V2,
-            media_type: mt::OCI_MANIFEST.to_string(),
-            blobs: ztocs,
-            subject: None,
-            annotations,
-        };
+        let index = SociIndex::new(
+            IndexVersion::V2,
+            ztocs,
+            None,
+            json::build_tool_annotations(Some(&cfg.build_tool_identifier)),
+        );
         let bytes = index.marshal();
-        blobs.put(json::EMPTY_CONFIG.to_vec());
+        blobs.put(json::EMPTY_CONFIG_BYTES.to_vec());
         let size = bytes.len() as i64;
         let digest = blobs.put(bytes);
         built.push(Built {
             platform: p.clone(),
             manifest_digest: manifest_desc.digest.clone(),
             descriptor: Descriptor {
-                media_type: mt::OCI_MANIFEST.to_string(),
-                artifact_type: mt::SOCI_INDEX_V2.to_string(),
+                media_type: json::MEDIA_TYPE_OCI_MANIFEST.to_string(),
+                artifact_type: json::SOCI_INDEX_ARTIFACT_TYPE_V2.to_string(),
                 digest: digest.to_string(),
                 size,
                 ..Default::default()
@@ -147,7 +139,7 @@ pub fn convert(
     let digest = blobs.put(bytes);
     Ok(ConvertOutcome {
         index_descriptor: Descriptor {
-            media_type: mt::OCI_INDEX.to_string(),
+            media_type: json::MEDIA_TYPE_OCI_INDEX.to_string(),
             digest: digest.to_string(),
             size,
             ..Default::default()
@@ -179,16 +171,6 @@ fn empty_hint(layers: &[Descriptor], cfg: &BuildConfig) -> Option<String> {
     None
 }
 
-fn dedupe_platforms(ps: &mut Vec<Platform>) {
-    let mut out: Vec<Platform> = Vec::new();
-    for p in ps.drain(..) {
-        if !out.iter().any(|q| plat::matches_strict(q, &p)) {
-            out.push(p);
-        }
-    }
-    *ps = out;
-}
-
 fn digest_of(d: &Descriptor) -> Result<Digest, IndexerError> {
     d.digest
         .parse()
@@ -201,7 +183,7 @@ fn read_json_blob(source: &dyn BlobSource, d: &Descriptor, kind: &'static str) -
 
 fn read_manifest(source: &dyn BlobSource, d: &Descriptor) -> Result<Manifest, IndexerError> {
     let bytes = read_json_blob(source, d, "image manifest")?;
-    json::from_json::<Manifest>(&bytes).map_err(|e| IndexerError::BadJson {
+    Manifest::from_json(&bytes).map_err(|e| IndexerError::BadJson {
         what: "image manifest",
         digest: d.digest.clone(),
         reason: e.to_string(),
@@ -210,7 +192,7 @@ fn read_manifest(source: &dyn BlobSource, d: &Descriptor) -> Result<Manifest, In
 
 fn read_index(source: &dyn BlobSource, d: &Descriptor) -> Result<Index, IndexerError> {
     let bytes = read_json_blob(source, d, "image index")?;
-    json::from_json::<Index>(&bytes).map_err(|e| IndexerError::BadJson {
+    Index::from_json(&bytes).map_err(|e| IndexerError::BadJson {
         what: "image index",
         digest: d.digest.clone(),
         reason: e.to_string(),
@@ -231,13 +213,14 @@ fn config_platform(source: &dyn BlobSource, manifest: &Descriptor) -> Result<Pla
         .and_then(|x| x.as_array())
         .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
-    Ok(plat::normalize(&Platform {
+    Ok(Platform {
         architecture: s("architecture"),
         os: s("os"),
         os_version: s("os.version"),
         os_features: features,
         variant: s("variant"),
-    }))
+    }
+    .normalize())
 }
 
 /// All platforms of an image, like containerd's `images.Platforms`.
@@ -257,12 +240,12 @@ fn collect_platforms(
         return Err(IndexerError::InvalidImage("image indexes nested more than 8 deep".into()));
     }
     if let Some(p) = &d.platform {
-        out.push(plat::normalize(p));
+        out.push(p.normalize());
         return Ok(());
     }
     if json::is_index_type(&d.media_type) {
         for child in read_index(source, d)?.manifests.unwrap_or_default() {
-            if child.artifact_type == mt::SOCI_INDEX_V2 {
+            if child.artifact_type == json::SOCI_INDEX_ARTIFACT_TYPE_V2 {
                 continue;
             }
             collect_platforms(source, &child, out, depth + 1)?;
@@ -277,13 +260,16 @@ fn collect_platforms(
 
 fn new_oci_index(source: &dyn BlobSource, root: &Descriptor) -> Result<Index, IndexerError> {
     if json::is_index_type(&root.media_type) {
-        let mut idx = read_index(source, root)?;
-        idx.media_type = mt::OCI_INDEX.to_string();
-        Ok(idx)
+        let bytes = read_json_blob(source, root, "image index")?;
+        json::convert_oci_index(&bytes).map_err(|e| IndexerError::BadJson {
+            what: "image index",
+            digest: root.digest.clone(),
+            reason: e.to_string(),
+        })
     } else {
         Ok(Index {
             schema_version: 2,
-            media_type: mt::OCI_INDEX.to_string(),
+            media_type: json::MEDIA_TYPE_OCI_INDEX.to_string(),
             manifests: Some(vec![root.clone()]),
             ..Default::default()
         })
@@ -298,8 +284,8 @@ fn find_manifest(
     all: &[Platform],
 ) -> Result<Descriptor, IndexerError> {
     let not_found = || IndexerError::NoPlatformMatch {
-        platform: plat::format(p),
-        available: all.iter().map(plat::format).collect::<Vec<_>>().join(", "),
+        platform: p.format(),
+        available: all.iter().map(Platform::format).collect::<Vec<_>>().join(", "),
     };
     if json::is_index_type(&root.media_type) {
         for child in read_index(source, root)?.manifests.unwrap_or_default() {
@@ -309,17 +295,17 @@ fn find_manifest(
                     child.digest, root.digest
                 )));
             };
-            if child.artifact_type == mt::SOCI_INDEX_V2 || !json::is_manifest_type(&child.media_type) {
+            if child.artifact_type == json::SOCI_INDEX_ARTIFACT_TYPE_V2 || !json::is_manifest_type(&child.media_type) {
                 continue;
             }
-            if plat::matches_strict(p, cp) {
+            if p.matches_strict(cp) {
                 return Ok(child);
             }
         }
         Err(not_found())
     } else if json::is_manifest_type(&root.media_type) {
         match &root.platform {
-            Some(rp) if !plat::matches_strict(p, rp) => Err(not_found()),
+            Some(rp) if !p.matches_strict(rp) => Err(not_found()),
             _ => Ok(root.clone()),
         }
     } else {
@@ -338,7 +324,7 @@ fn annotate_images(
 ) -> Result<(), IndexerError> {
     let manifests = oci_index.manifests.get_or_insert_with(Vec::new);
     for desc in manifests.iter_mut() {
-        if desc.artifact_type == mt::SOCI_INDEX_V2 {
+        if desc.artifact_type == json::SOCI_INDEX_ARTIFACT_TYPE_V2 {
             // An earlier conversion's SOCI index: kept, or replaced below.
             continue;
         }
@@ -358,21 +344,21 @@ fn annotate_images(
         }
         let raw = read_json_blob(source, desc, "image manifest")?;
         let index_digest = idx.map(|i| built[i].descriptor.digest.clone());
-        let (bytes, annotations) =
-            json::reserialize_manifest(&raw, index_digest.as_deref()).map_err(|e| IndexerError::BadJson {
+        let (manifest, bytes) =
+            json::convert_image_manifest(&raw, index_digest.as_deref()).map_err(|e| IndexerError::BadJson {
                 what: "image manifest",
                 digest: desc.digest.clone(),
                 reason: e.to_string(),
             })?;
         desc.size = bytes.len() as i64;
         desc.digest = blobs.put(bytes).to_string();
-        desc.media_type = mt::OCI_MANIFEST.to_string();
-        desc.annotations = annotations;
+        desc.media_type = json::MEDIA_TYPE_OCI_MANIFEST.to_string();
+        desc.annotations = manifest.annotations;
         if let Some(i) = idx {
             built[i]
                 .descriptor
                 .annotations
-                .insert(ann::IMAGE_MANIFEST_DIGEST.to_string(), desc.digest.clone());
+                .insert(json::ANNOTATION_IMAGE_MANIFEST_DIGEST.to_string(), desc.digest.clone());
         }
     }
     Ok(())
@@ -384,8 +370,8 @@ fn add_soci_indexes(oci_index: &mut Index, built: &[Built]) {
         let mut desc = b.descriptor.clone();
         desc.platform = Some(b.platform.clone());
         let existing = manifests.iter().position(|d| {
-            d.artifact_type == mt::SOCI_INDEX_V2
-                && d.platform.as_ref().is_some_and(|p| plat::matches_strict(&b.platform, p))
+            d.artifact_type == json::SOCI_INDEX_ARTIFACT_TYPE_V2
+                && d.platform.as_ref().is_some_and(|p| b.platform.matches_strict(p))
         });
         match existing {
             Some(i) => manifests[i] = desc,

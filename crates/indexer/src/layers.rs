@@ -1,13 +1,13 @@
 //! Choosing layers and building their zTOCs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use soci_content::{BlobSource, MemStore, VerifyingReader};
 use soci_format::json::{self, Descriptor, LayerCompression};
 use soci_format::ztoc::{self, BuildOptions, CompressionAlgorithm, Ztoc};
-use soci_format::{Digest, json::annotations as ann};
+use soci_format::Digest;
 
 use crate::IndexerError;
 
@@ -123,7 +123,7 @@ impl<'a> LayerBuilder<'a> {
     pub fn build_all(&self, manifest: &str, layers: &[Descriptor]) -> Result<Vec<LayerOutcome>, IndexerError> {
         // Classification errors (non-layer media types) fail before any work starts.
         for l in layers {
-            if l.media_type != json::media_types::SOCI_PREFETCH && !json::is_layer_type(&l.media_type) {
+            if l.media_type != json::SOCI_PREFETCH_MEDIA_TYPE && !json::is_layer_type(&l.media_type) {
                 return Err(IndexerError::NotLayer {
                     layer: l.digest.clone(),
                     manifest: manifest.to_string(),
@@ -168,7 +168,7 @@ impl<'a> LayerBuilder<'a> {
     }
 
     fn build_one(&self, layer: &Descriptor) -> Result<LayerOutcome, IndexerError> {
-        if layer.media_type == json::media_types::SOCI_PREFETCH {
+        if layer.media_type == json::SOCI_PREFETCH_MEDIA_TYPE {
             return Ok(LayerOutcome::Skipped);
         }
         let size = u64::try_from(layer.size).unwrap_or(0);
@@ -181,14 +181,18 @@ impl<'a> LayerBuilder<'a> {
             });
             return Ok(LayerOutcome::Skipped);
         }
-        let algorithm = match json::layer_compression(&layer.media_type) {
+        let compression = json::layer_compression(&layer.media_type).map_err(|e| IndexerError::Ztoc {
+            layer: layer.digest.clone(),
+            reason: format!("could not determine layer compression: {e}"),
+        })?;
+        let algorithm = match compression {
             LayerCompression::Gzip => CompressionAlgorithm::Gzip,
-            LayerCompression::Uncompressed => CompressionAlgorithm::Uncompressed,
-            other => {
+            LayerCompression::Uncompressed | LayerCompression::Unknown => CompressionAlgorithm::Uncompressed,
+            LayerCompression::Unsupported(other) => {
                 self.events.event(&Event::SkippedUnsupported {
                     layer: &layer.digest,
                     media_type: &layer.media_type,
-                    compression: other.as_str(),
+                    compression: other,
                 });
                 return Ok(LayerOutcome::Skipped);
             }
@@ -246,18 +250,12 @@ pub(crate) fn should_disable_xattrs(toc: &Ztoc) -> bool {
 }
 
 fn ztoc_descriptor(layer: &Descriptor, ztoc: &Digest, size: i64, cfg: &BuildConfig, toc: &Ztoc) -> Descriptor {
-    let mut annotations = BTreeMap::new();
-    annotations.insert(ann::IMAGE_LAYER_MEDIA_TYPE.to_string(), layer.media_type.clone());
-    annotations.insert(ann::IMAGE_LAYER_DIGEST.to_string(), layer.digest.clone());
-    annotations.insert(ann::SPAN_SIZE.to_string(), cfg.span_size.to_string());
-    if cfg.xattr_optimization && should_disable_xattrs(toc) {
-        annotations.insert(ann::DISABLE_XATTRS.to_string(), "true".to_string());
-    }
-    Descriptor {
-        media_type: json::media_types::SOCI_LAYER.to_string(),
-        digest: ztoc.to_string(),
+    json::ztoc_descriptor(
+        ztoc,
         size,
-        annotations,
-        ..Default::default()
-    }
+        &layer.digest,
+        &layer.media_type,
+        cfg.span_size as i64,
+        cfg.xattr_optimization && should_disable_xattrs(toc),
+    )
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use soci_content::{BlobSource, LayoutWriter, MemStore, OutputFormat};
 use soci_format::Digest;
-use soci_format::json::{self, Descriptor, Index, Manifest, media_types as mt};
+use soci_format::json::{self, Descriptor, Index, Manifest};
 
 use crate::IndexerError;
 
@@ -27,7 +27,7 @@ pub fn write_layout(
     copy_graph(source, created, root, &mut w, &mut seen, 0)?;
     let index = Index {
         schema_version: 2,
-        media_type: mt::OCI_INDEX.to_string(),
+        media_type: json::MEDIA_TYPE_OCI_INDEX.to_string(),
         manifests: Some(vec![root.clone()]),
         ..Default::default()
     };
@@ -75,7 +75,7 @@ fn copy_graph(
     let available = created.has_blob(&d) || source.has_blob(&d);
     if json::is_index_type(&desc.media_type) {
         let bytes = read_small(source, created, &d, "image index")?;
-        let idx: Index = json::from_json(&bytes).map_err(|e| IndexerError::BadJson {
+        let idx = Index::from_json(&bytes).map_err(|e| IndexerError::BadJson {
             what: "image index",
             digest: desc.digest.clone(),
             reason: e.to_string(),
@@ -89,7 +89,7 @@ fn copy_graph(
             return Ok(());
         }
         let bytes = read_small(source, created, &d, "image manifest")?;
-        let m: Manifest = json::from_json(&bytes).map_err(|e| IndexerError::BadJson {
+        let m = Manifest::from_json(&bytes).map_err(|e| IndexerError::BadJson {
             what: "image manifest",
             digest: desc.digest.clone(),
             reason: e.to_string(),

@@ -4,7 +4,7 @@ use std::io::Read;
 
 use soci_content::{BlobSource, ContentError, Layout, MemStore};
 use soci_format::Digest;
-use soci_format::json::{self, Descriptor, Index, media_types as mt};
+use soci_format::json::{self, Descriptor, Index};
 
 use crate::IndexerError;
 
@@ -28,7 +28,7 @@ impl<'a> LayoutSource<'a> {
             digest: "index.json".into(),
             reason,
         };
-        let top: Index = json::from_json(&top_bytes).map_err(|e| bad(e.to_string()))?;
+        let top = Index::from_json(&top_bytes).map_err(|e| bad(e.to_string()))?;
         let top_manifests = top.manifests.clone().unwrap_or_default();
         if top_manifests.is_empty() {
             return Err(IndexerError::InvalidImage("index.json contains no manifests".into()));
@@ -46,9 +46,9 @@ impl<'a> LayoutSource<'a> {
                 (top_bytes.clone(), top.media_type.clone())
             };
             if media_type.is_empty() {
-                media_type = mt::OCI_INDEX.to_string();
+                media_type = json::MEDIA_TYPE_OCI_INDEX.to_string();
             }
-            let mut list: Index = json::from_json(&list_bytes).map_err(|e| bad(e.to_string()))?;
+            let mut list = Index::from_json(&list_bytes).map_err(|e| bad(e.to_string()))?;
             let all = list.manifests.clone().unwrap_or_default();
             let available: Vec<Descriptor> = all
                 .iter()

@@ -37,13 +37,13 @@ struct Converted {
 }
 
 fn load_output(dir: &Path) -> Converted {
-    let top: Index = json::from_json(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let top: Index = Index::from_json(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     let top = top.manifests.unwrap();
     assert_eq!(top.len(), 1);
     assert_eq!(top[0].media_type, OCI_INDEX);
     let raw = LayoutBuilder::read_blob(dir, &top[0].digest);
     assert_eq!(Digest::of(&raw).to_string(), top[0].digest);
-    let index: Index = json::from_json(&raw).unwrap();
+    let index = Index::from_json(&raw).unwrap();
     // The image index is canonical Go JSON.
     assert_eq!(json::to_go_json(&index), raw);
     let manifests = index.manifests.clone().unwrap();
@@ -73,7 +73,7 @@ fn check_soci_index(c: &Converted, soci: &json::Descriptor, layers: &[(Vec<u8>, 
 
     let manifest_digest = soci.annotations.get("com.amazon.soci.image-manifest-digest").unwrap();
     let mraw = LayoutBuilder::read_blob(&c.dir, manifest_digest);
-    let manifest: Manifest = json::from_json(&mraw).unwrap();
+    let manifest = Manifest::from_json(&mraw).unwrap();
     assert_eq!(json::to_go_json(&manifest), mraw);
     assert_eq!(manifest.annotations.get("com.amazon.soci.index-digest"), Some(&soci.digest));
     assert_eq!(manifest.annotations.get("org.example.built-by").map(String::as_str), Some("test"));

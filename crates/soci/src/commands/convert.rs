@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use soci_content::{BlobSource, OutputFormat, open_layout};
-use soci_format::json::platform as plat;
+use soci_format::json::Platform;
 use soci_indexer::{BuildConfig, Event, Events, PlatformSelection};
 
 use crate::cli::{BuildArgs, ConvertArgs, GlobalArgs, OutputFormatArg};
@@ -61,7 +61,7 @@ pub(crate) fn platform_selection(args: &BuildArgs) -> anyhow::Result<PlatformSel
     let ps = args
         .platforms
         .iter()
-        .map(|p| plat::parse(p).with_context(|| format!("could not parse platform {p}")))
+        .map(|p| Platform::parse(p).with_context(|| format!("could not parse platform {p}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(PlatformSelection::Only(ps))
 }

@@ -1,1 +1,0 @@
-//! Tar TOC builder.
