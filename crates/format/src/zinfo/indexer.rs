@@ -1,0 +1,499 @@
+//! One-pass layer indexing: inflate the layer blob for a consumer (the tar walker)
+//! while recording checkpoints and span digests.
+//!
+//! Checkpoint selection follows upstream's zran loop exactly: after every
+//! `inflate(Z_BLOCK)` call, a checkpoint is taken when the inflater stopped at a
+//! block boundary (or right after a gzip header) that is not inside the final
+//! block, and either nothing has been output yet or more than `span_size` bytes
+//! were output since the previous checkpoint. Because `Z_BLOCK` makes the inflater
+//! stop at every block boundary, the choice depends only on the deflate block
+//! structure, not on how input and output are chunked.
+//!
+//! Windows are taken with `inflateGetDictionary` at checkpoints only. zlib-rs
+//! clears its window when it is reset for the next gzip member, while upstream
+//! keeps one circular window across members, so the last 32 KiB of output before
+//! the current member are kept in a small ring and put in front of the
+//! dictionary when the current member has produced less than 32 KiB.
+
+use std::io::{self, BufRead, Read};
+
+use super::gzip::{Checkpoint, GzipZinfo, Inflater, WBITS_AUTO, WINDOW_SIZE};
+use super::tar::TarZinfo;
+use super::{SpanId, Zinfo, ZinfoError};
+use crate::digest::{Digest, Hasher};
+use crate::ztoc::CompressionAlgorithm;
+
+/// Compressed input is read in chunks of this size.
+const INPUT_CHUNK: usize = 256 * 1024;
+/// Reads at least this large inflate straight into the caller's buffer; smaller
+/// ones (tar headers) are served from an internal buffer.
+const DIRECT_READ_MIN: usize = 4096;
+/// Size of the internal buffer for small reads and for draining in `finish`.
+const STAGING_SIZE: usize = 64 * 1024;
+
+/// Result of indexing a layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedLayer {
+    /// The checkpoints.
+    pub zinfo: Zinfo,
+    /// sha256 of every span's compressed bytes `[start_i, end_i)`, in span order.
+    pub span_digests: Vec<Digest>,
+    /// Size of the layer blob.
+    pub compressed_size: u64,
+    /// Size of the whole uncompressed stream (for a tar this can exceed the
+    /// zTOC's `uncompressed_archive_size`, which stops at the end-of-archive marker).
+    pub uncompressed_size: u64,
+}
+
+/// One-pass indexer over a layer blob.
+///
+/// Its [`Read`] (and [`BufRead`]) implementation yields the uncompressed stream;
+/// checkpoints and span digests are recorded on the way. Call
+/// [`LayerIndexer::finish`] at the end: it inflates (and so validates) whatever the
+/// consumer did not read. Read errors carry the [`ZinfoError`] inside the
+/// `io::Error`; after an error every further call fails.
+pub struct LayerIndexer<R: Read> {
+    inner: R,
+    kind: Kind,
+    error: Option<ZinfoError>,
+    staging: Vec<u8>,
+    staged_pos: usize,
+    staged_len: usize,
+}
+
+enum Kind {
+    Gzip(Box<GzipState>),
+    Tar(TarState),
+}
+
+impl<R: Read> LayerIndexer<R> {
+    /// Index the blob read from `inner`, compressed with `alg`.
+    ///
+    /// `span_size` must be > 0 for uncompressed layers (spans are fixed slices).
+    pub fn new(inner: R, alg: CompressionAlgorithm, span_size: u64) -> Result<Self, ZinfoError> {
+        let kind = match alg {
+            CompressionAlgorithm::Gzip => {
+                if span_size > i64::MAX as u64 {
+                    return Err(ZinfoError::InvalidSpanSize(span_size, "gzip"));
+                }
+                Kind::Gzip(Box::new(GzipState::new(span_size)?))
+            }
+            CompressionAlgorithm::Uncompressed => {
+                if span_size == 0 || span_size > i64::MAX as u64 {
+                    return Err(ZinfoError::InvalidSpanSize(span_size, "uncompressed"));
+                }
+                Kind::Tar(TarState::new(span_size))
+            }
+        };
+        Ok(LayerIndexer {
+            inner,
+            kind,
+            error: None,
+            staging: Vec::new(),
+            staged_pos: 0,
+            staged_len: 0,
+        })
+    }
+
+    /// Inflate (and check) the rest of the layer, then return checkpoints and digests.
+    pub fn finish(mut self) -> Result<IndexedLayer, ZinfoError> {
+        self.staged_pos = 0;
+        self.staged_len = 0;
+        let mut scratch = std::mem::take(&mut self.staging);
+        scratch.resize(STAGING_SIZE.max(scratch.len()), 0);
+        while self.read_direct(&mut scratch)? != 0 {}
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        match self.kind {
+            Kind::Gzip(g) => g.into_result(),
+            Kind::Tar(t) => t.into_result(),
+        }
+    }
+
+    /// Produce uncompressed bytes into `out` (non-empty).
+    fn read_direct(&mut self, out: &mut [u8]) -> Result<usize, ZinfoError> {
+        if let Some(e) = &self.error {
+            return Err(e.duplicate());
+        }
+        let r = match &mut self.kind {
+            Kind::Gzip(g) => g.read(&mut self.inner, out),
+            Kind::Tar(t) => t.read(&mut self.inner, out),
+        };
+        if let Err(e) = &r {
+            self.error = Some(e.duplicate());
+        }
+        r
+    }
+
+    fn fill_staging(&mut self) -> Result<(), ZinfoError> {
+        let mut staging = std::mem::take(&mut self.staging);
+        staging.resize(STAGING_SIZE, 0);
+        let r = self.read_direct(&mut staging);
+        self.staging = staging;
+        self.staged_pos = 0;
+        self.staged_len = r?;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for LayerIndexer<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.staged_pos == self.staged_len {
+            if buf.len() >= DIRECT_READ_MIN || matches!(self.kind, Kind::Tar(_)) {
+                return Ok(self.read_direct(buf)?);
+            }
+            self.fill_staging()?;
+        }
+        let avail = &self.staging[self.staged_pos..self.staged_len];
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.staged_pos += n;
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for LayerIndexer<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.staged_pos == self.staged_len {
+            self.fill_staging()?;
+        }
+        Ok(&self.staging[self.staged_pos..self.staged_len])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.staged_pos = (self.staged_pos + amt).min(self.staged_len);
+    }
+}
+
+fn read_retrying<R: Read>(inner: &mut R, buf: &mut [u8], offset: u64) -> Result<usize, ZinfoError> {
+    loop {
+        match inner.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(ZinfoError::Io { offset, source }),
+        }
+    }
+}
+
+/// The last 32 KiB of uncompressed output before the current gzip member.
+struct History {
+    buf: Box<[u8; WINDOW_SIZE]>,
+    /// Next write position; the oldest byte is at `head`.
+    head: usize,
+}
+
+impl History {
+    fn new() -> History {
+        History {
+            buf: Box::new([0; WINDOW_SIZE]),
+            head: 0,
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        if data.len() >= WINDOW_SIZE {
+            self.buf.copy_from_slice(&data[data.len() - WINDOW_SIZE..]);
+            self.head = 0;
+            return;
+        }
+        let first = data.len().min(WINDOW_SIZE - self.head);
+        self.buf[self.head..self.head + first].copy_from_slice(&data[..first]);
+        self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+        self.head = (self.head + data.len()) % WINDOW_SIZE;
+    }
+
+    /// Append the newest `k` bytes, oldest first.
+    fn append_tail(&self, k: usize, dst: &mut Vec<u8>) {
+        let start = (self.head + WINDOW_SIZE - k) % WINDOW_SIZE;
+        if start + k <= WINDOW_SIZE {
+            dst.extend_from_slice(&self.buf[start..start + k]);
+        } else {
+            dst.extend_from_slice(&self.buf[start..]);
+            dst.extend_from_slice(&self.buf[..k - (WINDOW_SIZE - start)]);
+        }
+    }
+}
+
+struct GzipState {
+    inflater: Inflater,
+    span_size: u64,
+    input: Box<[u8]>,
+    in_pos: usize,
+    in_len: usize,
+    /// Compressed offset of `input[0]`.
+    input_start: u64,
+    /// Last byte of the previous input chunk.
+    prev_byte: Option<u8>,
+    eof: bool,
+    totin: u64,
+    totout: u64,
+    /// `out` of the previous checkpoint.
+    last: u64,
+    points: Vec<Checkpoint>,
+    windows: Vec<u8>,
+    history: History,
+    /// The current member has ended (`Z_STREAM_END`); a new one starts if input follows.
+    member_ended: bool,
+    done: bool,
+    /// Hash of the current span's compressed bytes, up to `hashed_to`.
+    hasher: Option<Hasher>,
+    hashed_to: u64,
+    digests: Vec<Digest>,
+    dict: Box<[u8; WINDOW_SIZE]>,
+}
+
+impl GzipState {
+    fn new(span_size: u64) -> Result<GzipState, ZinfoError> {
+        Ok(GzipState {
+            inflater: Inflater::new(WBITS_AUTO)?,
+            span_size,
+            input: vec![0; INPUT_CHUNK].into_boxed_slice(),
+            in_pos: 0,
+            in_len: 0,
+            input_start: 0,
+            prev_byte: None,
+            eof: false,
+            totin: 0,
+            totout: 0,
+            last: 0,
+            points: Vec::new(),
+            windows: Vec::new(),
+            history: History::new(),
+            member_ended: false,
+            done: false,
+            hasher: None,
+            hashed_to: 0,
+            digests: Vec::new(),
+            dict: Box::new([0; WINDOW_SIZE]),
+        })
+    }
+
+    fn read<R: Read>(&mut self, inner: &mut R, out: &mut [u8]) -> Result<usize, ZinfoError> {
+        loop {
+            if self.done {
+                return Ok(0);
+            }
+            if self.in_pos == self.in_len {
+                if !self.eof {
+                    self.refill(inner)?;
+                    continue;
+                }
+                if self.member_ended {
+                    self.complete();
+                    return Ok(0);
+                }
+                return Err(ZinfoError::TruncatedGzip {
+                    compressed_size: self.totin,
+                    uncompressed_offset: self.totout,
+                });
+            }
+            if self.member_ended {
+                self.next_member()?;
+            }
+            let step = self.inflater.inflate(
+                &self.input[self.in_pos..self.in_len],
+                out,
+                libz_rs_sys::Z_BLOCK,
+            );
+            self.in_pos += step.consumed;
+            self.totin += step.consumed as u64;
+            self.totout += step.produced as u64;
+            match step.code {
+                libz_rs_sys::Z_STREAM_END => self.member_ended = true,
+                libz_rs_sys::Z_OK | libz_rs_sys::Z_BUF_ERROR => {
+                    if step.consumed == 0 && step.produced == 0 {
+                        return Err(self.corrupt(step.code, "inflate made no progress".into()));
+                    }
+                    self.maybe_checkpoint(step.data_type)?;
+                }
+                code => {
+                    let msg = self.inflater.message(code);
+                    return Err(self.corrupt(code, msg));
+                }
+            }
+            if step.produced > 0 {
+                return Ok(step.produced);
+            }
+        }
+    }
+
+    fn corrupt(&self, code: i32, msg: String) -> ZinfoError {
+        ZinfoError::CorruptGzip {
+            compressed_offset: self.totin,
+            uncompressed_offset: self.totout,
+            code,
+            msg,
+        }
+    }
+
+    /// Replace the (fully consumed) input chunk with the next one.
+    fn refill<R: Read>(&mut self, inner: &mut R) -> Result<(), ZinfoError> {
+        debug_assert_eq!(self.in_pos, self.in_len);
+        if let Some(h) = &mut self.hasher {
+            let from = (self.hashed_to - self.input_start) as usize;
+            h.update(&self.input[from..self.in_len]);
+        }
+        if self.in_len > 0 {
+            self.prev_byte = Some(self.input[self.in_len - 1]);
+        }
+        self.input_start += self.in_len as u64;
+        self.hashed_to = self.input_start;
+        self.in_pos = 0;
+        self.in_len = 0;
+        let n = read_retrying(inner, &mut self.input, self.input_start)?;
+        if n == 0 {
+            self.eof = true;
+        }
+        self.in_len = n;
+        Ok(())
+    }
+
+    /// More input follows a finished member: start the next one.
+    fn next_member(&mut self) -> Result<(), ZinfoError> {
+        let n = self.inflater.get_dictionary(&mut self.dict)?;
+        self.history.push(&self.dict[..n]);
+        self.inflater.reset2(WBITS_AUTO)?;
+        self.member_ended = false;
+        Ok(())
+    }
+
+    fn maybe_checkpoint(&mut self, data_type: i32) -> Result<(), ZinfoError> {
+        let at_boundary = data_type & 128 != 0 && data_type & 64 == 0;
+        if !at_boundary || !(self.totout == 0 || self.totout - self.last > self.span_size) {
+            return Ok(());
+        }
+        let bits = (data_type & 7) as u8;
+
+        let n = self.inflater.get_dictionary(&mut self.dict)?;
+        self.windows.reserve(WINDOW_SIZE);
+        self.history.append_tail(WINDOW_SIZE - n, &mut self.windows);
+        self.windows.extend_from_slice(&self.dict[..n]);
+
+        // The previous span ends at this `in`; the new one starts one byte
+        // earlier when it begins inside a byte.
+        if let Some(mut h) = self.hasher.take() {
+            let from = (self.hashed_to - self.input_start) as usize;
+            h.update(&self.input[from..self.in_pos]);
+            self.digests.push(h.finish());
+        }
+        let mut h = Hasher::new();
+        if bits != 0 {
+            let byte = if self.in_pos > 0 {
+                self.input[self.in_pos - 1]
+            } else {
+                self.prev_byte.ok_or_else(|| {
+                    self.corrupt(0, "block boundary inside a byte before any input".into())
+                })?
+            };
+            h.update(&[byte]);
+        }
+        self.hasher = Some(h);
+        self.hashed_to = self.totin;
+
+        self.points.push(Checkpoint {
+            compressed_offset: self.totin,
+            uncompressed_offset: self.totout,
+            bits,
+        });
+        self.last = self.totout;
+        Ok(())
+    }
+
+    /// The last member ended exactly at the end of input.
+    fn complete(&mut self) {
+        if let Some(mut h) = self.hasher.take() {
+            let from = (self.hashed_to - self.input_start) as usize;
+            h.update(&self.input[from..self.in_len]);
+            self.digests.push(h.finish());
+        }
+        self.done = true;
+    }
+
+    fn into_result(self) -> Result<IndexedLayer, ZinfoError> {
+        debug_assert!(self.done);
+        if self.points.is_empty() {
+            return Err(ZinfoError::Inconsistent(
+                "gzip stream produced no checkpoint".into(),
+            ));
+        }
+        debug_assert_eq!(self.points.len(), self.digests.len());
+        let compressed_size = self.input_start + self.in_len as u64;
+        let zinfo = GzipZinfo::new(self.span_size, self.points, self.windows)?;
+        Ok(IndexedLayer {
+            zinfo: Zinfo::Gzip(zinfo),
+            span_digests: self.digests,
+            compressed_size,
+            uncompressed_size: self.totout,
+        })
+    }
+}
+
+struct TarState {
+    span_size: u64,
+    pos: u64,
+    /// Bytes of the current span hashed so far.
+    in_span: u64,
+    hasher: Hasher,
+    digests: Vec<Digest>,
+    done: bool,
+}
+
+impl TarState {
+    fn new(span_size: u64) -> TarState {
+        TarState {
+            span_size,
+            pos: 0,
+            in_span: 0,
+            hasher: Hasher::new(),
+            digests: Vec::new(),
+            done: false,
+        }
+    }
+
+    fn read<R: Read>(&mut self, inner: &mut R, out: &mut [u8]) -> Result<usize, ZinfoError> {
+        if self.done {
+            return Ok(0);
+        }
+        let n = read_retrying(inner, out, self.pos)?;
+        if n == 0 {
+            self.done = true;
+            return Ok(0);
+        }
+        let mut rest = &out[..n];
+        while !rest.is_empty() {
+            if self.in_span == self.span_size {
+                let h = std::mem::take(&mut self.hasher);
+                self.digests.push(h.finish());
+                self.in_span = 0;
+            }
+            let k = (rest.len() as u64).min(self.span_size - self.in_span) as usize;
+            self.hasher.update(&rest[..k]);
+            self.in_span += k as u64;
+            rest = &rest[k..];
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn into_result(mut self) -> Result<IndexedLayer, ZinfoError> {
+        if self.in_span > 0 {
+            self.digests.push(self.hasher.finish());
+        }
+        if self.digests.len() as u64 > u64::from(SpanId::MAX) + 1 {
+            return Err(ZinfoError::Inconsistent(format!(
+                "{} spans do not fit a span id",
+                self.digests.len()
+            )));
+        }
+        Ok(IndexedLayer {
+            zinfo: Zinfo::Tar(TarZinfo::new(self.span_size, self.pos)),
+            span_digests: self.digests,
+            compressed_size: self.pos,
+            uncompressed_size: self.pos,
+        })
+    }
+}
