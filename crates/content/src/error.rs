@@ -62,7 +62,11 @@ pub enum ContentError {
 }
 
 impl ContentError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         ContentError::Io {
             action,
             path: path.into(),

@@ -128,12 +128,16 @@ impl LayoutArchive {
             .entries_with_seek()
             .map_err(|e| invalid(format!("cannot read it as a tar archive: {e}")))?;
         for entry in entries {
-            let entry = entry.map_err(|e| invalid(format!("cannot read it as a tar archive: {e}")))?;
+            let entry =
+                entry.map_err(|e| invalid(format!("cannot read it as a tar archive: {e}")))?;
             if !entry.header().entry_type().is_file() {
                 continue;
             }
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let name = name.trim_start_matches("./").trim_start_matches('/').to_string();
+            let name = name
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .to_string();
             members.insert(name, (entry.raw_file_position(), entry.size()));
         }
         if !members.contains_key("index.json") {
@@ -146,11 +150,15 @@ impl LayoutArchive {
     }
 
     fn member(&self, name: &str) -> Result<Box<dyn Read + Send + '_>, ContentError> {
-        let &(offset, size) = self.members.get(name).ok_or_else(|| ContentError::InvalidLayout {
-            path: self.path.clone(),
-            reason: format!("missing member {name}"),
-        })?;
-        let mut f = File::open(&self.path).map_err(|e| ContentError::io("open image archive", &self.path, e))?;
+        let &(offset, size) =
+            self.members
+                .get(name)
+                .ok_or_else(|| ContentError::InvalidLayout {
+                    path: self.path.clone(),
+                    reason: format!("missing member {name}"),
+                })?;
+        let mut f = File::open(&self.path)
+            .map_err(|e| ContentError::io("open image archive", &self.path, e))?;
         f.seek(SeekFrom::Start(offset))
             .map_err(|e| ContentError::io("seek in image archive", &self.path, e))?;
         Ok(Box::new(f.take(size)))
@@ -162,7 +170,9 @@ impl BlobSource for LayoutArchive {
         format!("OCI archive {}", self.path.display())
     }
     fn blob_size(&self, digest: &Digest) -> Option<u64> {
-        self.members.get(&blob_rel_path(digest)).map(|&(_, size)| size)
+        self.members
+            .get(&blob_rel_path(digest))
+            .map(|&(_, size)| size)
     }
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, ContentError> {
         if !self.members.contains_key(&blob_rel_path(digest)) {
@@ -229,12 +239,15 @@ impl LayoutWriter {
         if dest.is_dir() && format == OutputFormat::OciArchive {
             return Err(ContentError::InvalidLayout {
                 path: dest.to_path_buf(),
-                reason: "the destination is a directory; use --format oci-dir or name a file".into(),
+                reason: "the destination is a directory; use --format oci-dir or name a file"
+                    .into(),
             });
         }
         if dest.exists() && format == OutputFormat::OciDir {
             let is_layout = dest.join(OCI_LAYOUT_FILE).is_file();
-            let is_empty_dir = fs::read_dir(dest).map(|mut d| d.next().is_none()).unwrap_or(false);
+            let is_empty_dir = fs::read_dir(dest)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
             if !is_layout && !is_empty_dir {
                 return Err(ContentError::InvalidLayout {
                     path: dest.to_path_buf(),
@@ -253,7 +266,12 @@ impl LayoutWriter {
                     .map_err(|e| ContentError::io("open temporary file", tmp.path(), e))?;
                 let mut builder = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, file));
                 builder.mode(tar::HeaderMode::Deterministic);
-                append_bytes(&mut builder, OCI_LAYOUT_FILE, OCI_LAYOUT_CONTENT, tmp.path())?;
+                append_bytes(
+                    &mut builder,
+                    OCI_LAYOUT_FILE,
+                    OCI_LAYOUT_CONTENT,
+                    tmp.path(),
+                )?;
                 append_dir(&mut builder, "blobs/", tmp.path())?;
                 append_dir(&mut builder, "blobs/sha256/", tmp.path())?;
                 Sink::Archive { tmp, builder }
@@ -266,7 +284,8 @@ impl LayoutWriter {
                 let blobs = tmp.path().join("blobs/sha256");
                 fs::create_dir_all(&blobs).map_err(|e| ContentError::io("create", &blobs, e))?;
                 let layout = tmp.path().join(OCI_LAYOUT_FILE);
-                fs::write(&layout, OCI_LAYOUT_CONTENT).map_err(|e| ContentError::io("write", &layout, e))?;
+                fs::write(&layout, OCI_LAYOUT_CONTENT)
+                    .map_err(|e| ContentError::io("write", &layout, e))?;
                 Sink::Dir { tmp }
             }
         };
@@ -320,13 +339,20 @@ impl LayoutWriter {
                 let p = tmp.path().join(&rel);
                 // A hard link is free, but only safe once the source bytes are verified.
                 let linked = source.local_path(d).is_some_and(|src| {
-                    io::copy(&mut reader, &mut io::sink()).is_ok() && fs::hard_link(&src, &p).is_ok()
+                    io::copy(&mut reader, &mut io::sink()).is_ok()
+                        && fs::hard_link(&src, &p).is_ok()
                 });
                 if !linked {
                     if reader.bytes_read() > 0 {
-                        reader = crate::VerifyingReader::new(source.open_blob(d)?, d.clone(), size, source.describe());
+                        reader = crate::VerifyingReader::new(
+                            source.open_blob(d)?,
+                            d.clone(),
+                            size,
+                            source.describe(),
+                        );
                     }
-                    let mut out = File::create(&p).map_err(|e| ContentError::io("create", &p, e))?;
+                    let mut out =
+                        File::create(&p).map_err(|e| ContentError::io("create", &p, e))?;
                     io::copy(&mut reader, &mut out).map_err(|e| copy_error(e, &p))?;
                 }
             }
@@ -343,27 +369,33 @@ impl LayoutWriter {
                 let mut w = builder
                     .into_inner()
                     .map_err(|e| ContentError::io("finish archive", tmp.path(), e))?;
-                w.flush().map_err(|e| ContentError::io("write", tmp.path(), e))?;
+                w.flush()
+                    .map_err(|e| ContentError::io("write", tmp.path(), e))?;
                 let f = w
                     .into_inner()
                     .map_err(|e| ContentError::io("write", tmp.path(), e.into_error()))?;
-                f.sync_all().map_err(|e| ContentError::io("sync", tmp.path(), e))?;
-                tmp.persist(&self.dest)
-                    .map_err(|e| ContentError::io("move archive into place at", &self.dest, e.error))?;
+                f.sync_all()
+                    .map_err(|e| ContentError::io("sync", tmp.path(), e))?;
+                tmp.persist(&self.dest).map_err(|e| {
+                    ContentError::io("move archive into place at", &self.dest, e.error)
+                })?;
             }
             Sink::Dir { tmp } => {
                 let p = tmp.path().join("index.json");
                 fs::write(&p, index_json).map_err(|e| ContentError::io("write", &p, e))?;
                 if self.dest.exists() {
-                    fs::remove_dir_all(&self.dest).map_err(|e| ContentError::io("replace", &self.dest, e))?;
+                    fs::remove_dir_all(&self.dest)
+                        .map_err(|e| ContentError::io("replace", &self.dest, e))?;
                 }
                 let tmp_path = tmp.keep();
-                fs::rename(&tmp_path, &self.dest).map_err(|e| ContentError::io("move layout into place at", &self.dest, e))?;
+                fs::rename(&tmp_path, &self.dest)
+                    .map_err(|e| ContentError::io("move layout into place at", &self.dest, e))?;
                 let mut perms = fs::metadata(&self.dest)
                     .map_err(|e| ContentError::io("stat", &self.dest, e))?
                     .permissions();
                 std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-                fs::set_permissions(&self.dest, perms).map_err(|e| ContentError::io("chmod", &self.dest, e))?;
+                fs::set_permissions(&self.dest, perms)
+                    .map_err(|e| ContentError::io("chmod", &self.dest, e))?;
             }
         }
         Ok(())
@@ -402,7 +434,11 @@ fn append_bytes(
         .map_err(|e| ContentError::io("write", tmp, e))
 }
 
-fn append_dir(b: &mut tar::Builder<io::BufWriter<File>>, name: &str, tmp: &Path) -> Result<(), ContentError> {
+fn append_dir(
+    b: &mut tar::Builder<io::BufWriter<File>>,
+    name: &str,
+    tmp: &Path,
+) -> Result<(), ContentError> {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(tar::EntryType::Directory);
     h.set_size(0);
@@ -433,7 +469,10 @@ mod tests {
         assert_eq!(layout.read_blob(&b, 100, "blob").unwrap(), b"{}");
         assert!(!layout.has_blob(&Digest::of(b"nope")));
         // No temporary files are left next to the destination.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out")]);
     }
 

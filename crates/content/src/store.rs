@@ -33,11 +33,18 @@ pub trait BlobSource: Send + Sync {
     }
 
     /// Read a whole blob of at most `limit` bytes and verify its digest.
-    fn read_blob(&self, digest: &Digest, limit: u64, kind: &'static str) -> Result<Vec<u8>, ContentError> {
-        let size = self.blob_size(digest).ok_or_else(|| ContentError::NotFound {
-            digest: digest.clone(),
-            store: self.describe(),
-        })?;
+    fn read_blob(
+        &self,
+        digest: &Digest,
+        limit: u64,
+        kind: &'static str,
+    ) -> Result<Vec<u8>, ContentError> {
+        let size = self
+            .blob_size(digest)
+            .ok_or_else(|| ContentError::NotFound {
+                digest: digest.clone(),
+                store: self.describe(),
+            })?;
         if size > limit {
             return Err(ContentError::TooLarge {
                 digest: digest.clone(),
@@ -46,9 +53,16 @@ pub trait BlobSource: Send + Sync {
                 kind,
             });
         }
-        let mut reader = VerifyingReader::new(self.open_blob(digest)?, digest.clone(), size, self.describe());
+        let mut reader = VerifyingReader::new(
+            self.open_blob(digest)?,
+            digest.clone(),
+            size,
+            self.describe(),
+        );
         let mut buf = Vec::with_capacity(size as usize);
-        reader.read_to_end(&mut buf).map_err(|e| unwrap_io(e, digest, self))?;
+        reader
+            .read_to_end(&mut buf)
+            .map_err(|e| unwrap_io(e, digest, self))?;
         Ok(buf)
     }
 }
@@ -155,7 +169,10 @@ impl MemStore {
     /// Add a blob; returns its digest.
     pub fn put(&self, bytes: Vec<u8>) -> Digest {
         let d = Digest::of(&bytes);
-        self.blobs.write().expect("poisoned").insert(d.clone(), bytes);
+        self.blobs
+            .write()
+            .expect("poisoned")
+            .insert(d.clone(), bytes);
         d
     }
 
@@ -166,7 +183,12 @@ impl MemStore {
 
     /// Digests of all blobs.
     pub fn digests(&self) -> Vec<Digest> {
-        self.blobs.read().expect("poisoned").keys().cloned().collect()
+        self.blobs
+            .read()
+            .expect("poisoned")
+            .keys()
+            .cloned()
+            .collect()
     }
 }
 
@@ -175,7 +197,11 @@ impl BlobSource for MemStore {
         "memory store".to_string()
     }
     fn blob_size(&self, digest: &Digest) -> Option<u64> {
-        self.blobs.read().expect("poisoned").get(digest).map(|b| b.len() as u64)
+        self.blobs
+            .read()
+            .expect("poisoned")
+            .get(digest)
+            .map(|b| b.len() as u64)
     }
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, ContentError> {
         let bytes = self.get(digest).ok_or_else(|| ContentError::NotFound {
@@ -225,8 +251,14 @@ mod tests {
         let s = MemStore::new();
         let d = s.put(b"{}".to_vec());
         assert_eq!(s.read_blob(&d, 10, "manifest").unwrap(), b"{}");
-        assert!(matches!(s.read_blob(&d, 1, "manifest"), Err(ContentError::TooLarge { .. })));
+        assert!(matches!(
+            s.read_blob(&d, 1, "manifest"),
+            Err(ContentError::TooLarge { .. })
+        ));
         let missing = Digest::of(b"x");
-        assert!(matches!(s.read_blob(&missing, 10, "manifest"), Err(ContentError::NotFound { .. })));
+        assert!(matches!(
+            s.read_blob(&missing, 10, "manifest"),
+            Err(ContentError::NotFound { .. })
+        ));
     }
 }

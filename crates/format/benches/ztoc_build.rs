@@ -28,10 +28,24 @@ fn rng(state: &mut u64) -> u64 {
 /// "libraries" (repetitive binary), and incompressible assets.
 fn write_layer(path: &PathBuf, tar_bytes: u64) {
     let file = File::create(path).unwrap();
-    let gz = flate2::write::GzEncoder::new(BufWriter::with_capacity(1 << 20, file), flate2::Compression::new(6));
+    let gz = flate2::write::GzEncoder::new(
+        BufWriter::with_capacity(1 << 20, file),
+        flate2::Compression::new(6),
+    );
     let mut tar = tar::Builder::new(gz);
     let mut state = 0x5eed_u64;
-    let words: Vec<&[u8]> = vec![b"import ", b"def ", b"return ", b"self", b"(x, y)", b"\n    ", b"# comment about spans\n", b"class Layer:\n", b"0x1f2e3d", b"value = "];
+    let words: Vec<&[u8]> = vec![
+        b"import ",
+        b"def ",
+        b"return ",
+        b"self",
+        b"(x, y)",
+        b"\n    ",
+        b"# comment about spans\n",
+        b"class Layer:\n",
+        b"0x1f2e3d",
+        b"value = ",
+    ];
     let mut written = 0u64;
     let mut i = 0u64;
     while written < tar_bytes {
@@ -39,7 +53,7 @@ fn write_layer(path: &PathBuf, tar_bytes: u64) {
         let size = match kind {
             0..=79 => rng(&mut state) % 16_384,
             80..=96 => 64 * 1024 + rng(&mut state) % (2 << 20),
-            _ => 1 << 20 | rng(&mut state) % (6 << 20),
+            _ => (1 << 20) + rng(&mut state) % (6 << 20),
         } as usize;
         let mut data = Vec::with_capacity(size);
         while data.len() < size {
@@ -61,7 +75,12 @@ fn write_layer(path: &PathBuf, tar_bytes: u64) {
         h.set_mode(0o644);
         h.set_mtime(1_700_000_000);
         h.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut h, format!("usr/lib/pkg{}/file{}.py", i / 100, i), &data[..]).unwrap();
+        tar.append_data(
+            &mut h,
+            format!("usr/lib/pkg{}/file{}.py", i / 100, i),
+            &data[..],
+        )
+        .unwrap();
         written += 512 + (size as u64).div_ceil(512) * 512;
         i += 1;
     }
@@ -124,11 +143,22 @@ fn main() {
         uncompressed = n;
 
         let t = Instant::now();
-        let z = build_ztoc(File::open(&layer).unwrap(), CompressionAlgorithm::Gzip, &BuildOptions::default()).unwrap();
+        let z = build_ztoc(
+            File::open(&layer).unwrap(),
+            CompressionAlgorithm::Gzip,
+            &BuildOptions::default(),
+        )
+        .unwrap();
         build_t.push(t.elapsed());
         spans = z.compression_info.max_span_id + 1;
         files = z.toc.len();
-        eprintln!("round {}: gzip {:?} inflate {:?} build {:?}", round + 1, gzip_t[round], inflate_t[round], build_t[round]);
+        eprintln!(
+            "round {}: gzip {:?} inflate {:?} build {:?}",
+            round + 1,
+            gzip_t[round],
+            inflate_t[round],
+            build_t[round]
+        );
     }
     let minmax = |v: &[Duration]| {
         let mn = v.iter().min().unwrap().as_secs_f64();
@@ -146,7 +176,13 @@ fn main() {
     );
     println!("| operation | median (s) | min / max (s) | ratio to zlib-rs inflate |");
     println!("|---|---|---|---|");
-    println!("| `gzip -dc > /dev/null` | {g:.3} | {g_mm} | {:.2} |", g / i);
+    println!(
+        "| `gzip -dc > /dev/null` | {g:.3} | {g_mm} | {:.2} |",
+        g / i
+    );
     println!("| plain zlib-rs inflate loop | {i:.3} | {i_mm} | 1.00 |");
-    println!("| `build_ztoc` (checkpoints + TOC + span digests) | {b:.3} | {b_mm} | **{:.2}** |", b / i);
+    println!(
+        "| `build_ztoc` (checkpoints + TOC + span digests) | {b:.3} | {b_mm} | **{:.2}** |",
+        b / i
+    );
 }

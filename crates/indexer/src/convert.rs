@@ -10,8 +10,8 @@ use soci_content::{BlobSource, MemStore};
 use soci_format::Digest;
 use soci_format::json::{self, Descriptor, Index, IndexVersion, Manifest, Platform, SociIndex};
 
-use crate::layers::{BuildConfig, Events, LayerBuilder, LayerOutcome};
 use crate::IndexerError;
+use crate::layers::{BuildConfig, Events, LayerBuilder, LayerOutcome};
 
 /// Image manifests, indexes and configs are small; refuse absurd ones.
 const MAX_JSON_BLOB: u64 = 8 << 20;
@@ -61,7 +61,9 @@ pub fn convert(
     let mut root = root.clone();
     let all = image_platforms(source, &root)?;
     if all.is_empty() {
-        return Err(IndexerError::InvalidImage("image does not support any platforms".into()));
+        return Err(IndexerError::InvalidImage(
+            "image does not support any platforms".into(),
+        ));
     }
     let mut default = Platform::host_default();
     if json::is_manifest_type(&root.media_type) {
@@ -89,7 +91,7 @@ pub fn convert(
         let ztocs: Vec<Descriptor> = outcomes
             .iter()
             .filter_map(|o| match o {
-                LayerOutcome::Ztoc(d) => Some(d.clone()),
+                LayerOutcome::Ztoc(d) => Some((**d).clone()),
                 LayerOutcome::Skipped => None,
             })
             .collect();
@@ -155,20 +157,34 @@ fn empty_hint(layers: &[Descriptor], cfg: &BuildConfig) -> Option<String> {
     if layers.is_empty() {
         return None;
     }
-    if layers.iter().all(|l| (l.size.max(0) as u64) < cfg.min_layer_size) {
+    if layers
+        .iter()
+        .all(|l| (l.size.max(0) as u64) < cfg.min_layer_size)
+    {
         let largest = layers.iter().map(|l| l.size).max().unwrap_or(0);
         return Some(format!(
             ": every layer is smaller than --min-layer-size {} (the largest is {} bytes); lower --min-layer-size to index them",
             cfg.min_layer_size, largest
         ));
     }
-    if layers
-        .iter()
-        .all(|l| matches!(json::layer_compression(&l.media_type), json::LayerCompression::Zstd))
-    {
-        return Some(": the layers are zstd-compressed, which SOCI cannot index; use gzip or uncompressed layers".into());
+    if layers.iter().all(|l| {
+        matches!(
+            json::layer_compression(&l.media_type),
+            Ok(json::LayerCompression::Unsupported(_))
+        )
+    }) {
+        return Some(": the layers are compressed in a format SOCI cannot index (zstd); use gzip or uncompressed layers".into());
     }
     None
+}
+
+/// Whether an image-index entry is a SOCI index (v2). Besides the artifact type,
+/// the `image-manifest-digest` annotation identifies it: copy tools that predate
+/// OCI 1.1 (skopeo 1.9, for one) drop `artifactType` but keep annotations.
+pub(crate) fn is_soci_index_entry(d: &Descriptor) -> bool {
+    d.artifact_type == json::SOCI_INDEX_ARTIFACT_TYPE_V2
+        || d.annotations
+            .contains_key(json::ANNOTATION_IMAGE_MANIFEST_DIGEST)
 }
 
 fn digest_of(d: &Descriptor) -> Result<Digest, IndexerError> {
@@ -177,7 +193,11 @@ fn digest_of(d: &Descriptor) -> Result<Digest, IndexerError> {
         .map_err(|e| IndexerError::InvalidImage(format!("descriptor of {}: {e}", d.media_type)))
 }
 
-fn read_json_blob(source: &dyn BlobSource, d: &Descriptor, kind: &'static str) -> Result<Vec<u8>, IndexerError> {
+fn read_json_blob(
+    source: &dyn BlobSource,
+    d: &Descriptor,
+    kind: &'static str,
+) -> Result<Vec<u8>, IndexerError> {
     Ok(source.read_blob(&digest_of(d)?, MAX_JSON_BLOB, kind)?)
 }
 
@@ -199,19 +219,32 @@ fn read_index(source: &dyn BlobSource, d: &Descriptor) -> Result<Index, IndexerE
     })
 }
 
-fn config_platform(source: &dyn BlobSource, manifest: &Descriptor) -> Result<Platform, IndexerError> {
+fn config_platform(
+    source: &dyn BlobSource,
+    manifest: &Descriptor,
+) -> Result<Platform, IndexerError> {
     let m = read_manifest(source, manifest)?;
     let bytes = read_json_blob(source, &m.config, "image config")?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| IndexerError::BadJson {
-        what: "image config",
-        digest: m.config.digest.clone(),
-        reason: e.to_string(),
-    })?;
-    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| IndexerError::BadJson {
+            what: "image config",
+            digest: m.config.digest.clone(),
+            reason: e.to_string(),
+        })?;
+    let s = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     let features: Vec<String> = v
         .get("os.features")
         .and_then(|x| x.as_array())
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     Ok(Platform {
         architecture: s("architecture"),
@@ -224,7 +257,10 @@ fn config_platform(source: &dyn BlobSource, manifest: &Descriptor) -> Result<Pla
 }
 
 /// All platforms of an image, like containerd's `images.Platforms`.
-fn image_platforms(source: &dyn BlobSource, root: &Descriptor) -> Result<Vec<Platform>, IndexerError> {
+fn image_platforms(
+    source: &dyn BlobSource,
+    root: &Descriptor,
+) -> Result<Vec<Platform>, IndexerError> {
     let mut out = Vec::new();
     collect_platforms(source, root, &mut out, 0)?;
     Ok(out)
@@ -237,7 +273,9 @@ fn collect_platforms(
     depth: usize,
 ) -> Result<(), IndexerError> {
     if depth > 8 {
-        return Err(IndexerError::InvalidImage("image indexes nested more than 8 deep".into()));
+        return Err(IndexerError::InvalidImage(
+            "image indexes nested more than 8 deep".into(),
+        ));
     }
     if let Some(p) = &d.platform {
         out.push(p.normalize());
@@ -245,15 +283,13 @@ fn collect_platforms(
     }
     if json::is_index_type(&d.media_type) {
         for child in read_index(source, d)?.manifests.unwrap_or_default() {
-            if child.artifact_type == json::SOCI_INDEX_ARTIFACT_TYPE_V2 {
+            if is_soci_index_entry(&child) {
                 continue;
             }
             collect_platforms(source, &child, out, depth + 1)?;
         }
-    } else if json::is_manifest_type(&d.media_type) {
-        if source.has_blob(&digest_of(d)?) {
-            out.push(config_platform(source, d)?);
-        }
+    } else if json::is_manifest_type(&d.media_type) && source.has_blob(&digest_of(d)?) {
+        out.push(config_platform(source, d)?);
     }
     Ok(())
 }
@@ -285,7 +321,11 @@ fn find_manifest(
 ) -> Result<Descriptor, IndexerError> {
     let not_found = || IndexerError::NoPlatformMatch {
         platform: p.format(),
-        available: all.iter().map(Platform::format).collect::<Vec<_>>().join(", "),
+        available: all
+            .iter()
+            .map(Platform::format)
+            .collect::<Vec<_>>()
+            .join(", "),
     };
     if json::is_index_type(&root.media_type) {
         for child in read_index(source, root)?.manifests.unwrap_or_default() {
@@ -295,7 +335,7 @@ fn find_manifest(
                     child.digest, root.digest
                 )));
             };
-            if child.artifact_type == json::SOCI_INDEX_ARTIFACT_TYPE_V2 || !json::is_manifest_type(&child.media_type) {
+            if is_soci_index_entry(&child) || !json::is_manifest_type(&child.media_type) {
                 continue;
             }
             if p.matches_strict(cp) {
@@ -324,7 +364,7 @@ fn annotate_images(
 ) -> Result<(), IndexerError> {
     let manifests = oci_index.manifests.get_or_insert_with(Vec::new);
     for desc in manifests.iter_mut() {
-        if desc.artifact_type == json::SOCI_INDEX_ARTIFACT_TYPE_V2 {
+        if is_soci_index_entry(desc) {
             // An earlier conversion's SOCI index: kept, or replaced below.
             continue;
         }
@@ -344,8 +384,8 @@ fn annotate_images(
         }
         let raw = read_json_blob(source, desc, "image manifest")?;
         let index_digest = idx.map(|i| built[i].descriptor.digest.clone());
-        let (manifest, bytes) =
-            json::convert_image_manifest(&raw, index_digest.as_deref()).map_err(|e| IndexerError::BadJson {
+        let (manifest, bytes) = json::convert_image_manifest(&raw, index_digest.as_deref())
+            .map_err(|e| IndexerError::BadJson {
                 what: "image manifest",
                 digest: desc.digest.clone(),
                 reason: e.to_string(),
@@ -355,10 +395,10 @@ fn annotate_images(
         desc.media_type = json::MEDIA_TYPE_OCI_MANIFEST.to_string();
         desc.annotations = manifest.annotations;
         if let Some(i) = idx {
-            built[i]
-                .descriptor
-                .annotations
-                .insert(json::ANNOTATION_IMAGE_MANIFEST_DIGEST.to_string(), desc.digest.clone());
+            built[i].descriptor.annotations.insert(
+                json::ANNOTATION_IMAGE_MANIFEST_DIGEST.to_string(),
+                desc.digest.clone(),
+            );
         }
     }
     Ok(())
@@ -370,8 +410,10 @@ fn add_soci_indexes(oci_index: &mut Index, built: &[Built]) {
         let mut desc = b.descriptor.clone();
         desc.platform = Some(b.platform.clone());
         let existing = manifests.iter().position(|d| {
-            d.artifact_type == json::SOCI_INDEX_ARTIFACT_TYPE_V2
-                && d.platform.as_ref().is_some_and(|p| b.platform.matches_strict(p))
+            is_soci_index_entry(d)
+                && d.platform
+                    .as_ref()
+                    .is_some_and(|p| b.platform.matches_strict(p))
         });
         match existing {
             Some(i) => manifests[i] = desc,

@@ -25,7 +25,9 @@ pub enum IndexerError {
         reason: String,
     },
     /// A descriptor in `layers` is not a layer.
-    #[error("layer {layer} of manifest {manifest} has media type {media_type:?}, which is not a layer media type")]
+    #[error(
+        "layer {layer} of manifest {manifest} has media type {media_type:?}, which is not a layer media type"
+    )]
     NotLayer {
         /// The descriptor's digest.
         layer: String,
@@ -38,7 +40,9 @@ pub enum IndexerError {
     #[error("errors encountered while building soci layers: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Layers(Vec<IndexerError>),
     /// No platform of the image matches the requested one.
-    #[error("image manifest for {platform} not found in the image (it has: {available}); pick one with --platform or use --all-platforms")]
+    #[error(
+        "image manifest for {platform} not found in the image (it has: {available}); pick one with --platform or use --all-platforms"
+    )]
     NoPlatformMatch {
         /// The requested platform.
         platform: String,

@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use soci_content::{BlobSource, MemStore, VerifyingReader};
+use soci_format::Digest;
 use soci_format::json::{self, Descriptor, LayerCompression};
 use soci_format::ztoc::{self, BuildOptions, CompressionAlgorithm, Ztoc};
-use soci_format::Digest;
 
 use crate::IndexerError;
 
@@ -33,7 +33,9 @@ impl Default for BuildConfig {
             min_layer_size: 10 << 20,
             xattr_optimization: false,
             build_tool_identifier: ztoc::DEFAULT_BUILD_TOOL.to_string(),
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         }
     }
 }
@@ -95,7 +97,7 @@ impl Events for NoEvents {
 #[derive(Debug, Clone)]
 pub enum LayerOutcome {
     /// It got a zTOC, described by this index entry.
-    Ztoc(Descriptor),
+    Ztoc(Box<Descriptor>),
     /// It was skipped (too small, unsupported compression, prefetch artifact).
     Skipped,
 }
@@ -109,7 +111,12 @@ pub(crate) struct LayerBuilder<'a> {
 }
 
 impl<'a> LayerBuilder<'a> {
-    pub fn new(source: &'a dyn BlobSource, out: &'a MemStore, cfg: &'a BuildConfig, events: &'a dyn Events) -> Self {
+    pub fn new(
+        source: &'a dyn BlobSource,
+        out: &'a MemStore,
+        cfg: &'a BuildConfig,
+        events: &'a dyn Events,
+    ) -> Self {
         LayerBuilder {
             source,
             out,
@@ -120,10 +127,15 @@ impl<'a> LayerBuilder<'a> {
     }
 
     /// Build the zTOCs of `layers` in parallel; the result is in layer order.
-    pub fn build_all(&self, manifest: &str, layers: &[Descriptor]) -> Result<Vec<LayerOutcome>, IndexerError> {
+    pub fn build_all(
+        &self,
+        manifest: &str,
+        layers: &[Descriptor],
+    ) -> Result<Vec<LayerOutcome>, IndexerError> {
         // Classification errors (non-layer media types) fail before any work starts.
         for l in layers {
-            if l.media_type != json::SOCI_PREFETCH_MEDIA_TYPE && !json::is_layer_type(&l.media_type) {
+            if l.media_type != json::SOCI_PREFETCH_MEDIA_TYPE && !json::is_layer_type(&l.media_type)
+            {
                 return Err(IndexerError::NotLayer {
                     layer: l.digest.clone(),
                     manifest: manifest.to_string(),
@@ -181,13 +193,16 @@ impl<'a> LayerBuilder<'a> {
             });
             return Ok(LayerOutcome::Skipped);
         }
-        let compression = json::layer_compression(&layer.media_type).map_err(|e| IndexerError::Ztoc {
-            layer: layer.digest.clone(),
-            reason: format!("could not determine layer compression: {e}"),
-        })?;
+        let compression =
+            json::layer_compression(&layer.media_type).map_err(|e| IndexerError::Ztoc {
+                layer: layer.digest.clone(),
+                reason: format!("could not determine layer compression: {e}"),
+            })?;
         let algorithm = match compression {
             LayerCompression::Gzip => CompressionAlgorithm::Gzip,
-            LayerCompression::Uncompressed | LayerCompression::Unknown => CompressionAlgorithm::Uncompressed,
+            LayerCompression::Uncompressed | LayerCompression::Unknown => {
+                CompressionAlgorithm::Uncompressed
+            }
             LayerCompression::Unsupported(other) => {
                 self.events.event(&Event::SkippedUnsupported {
                     layer: &layer.digest,
@@ -197,7 +212,13 @@ impl<'a> LayerBuilder<'a> {
                 return Ok(LayerOutcome::Skipped);
             }
         };
-        if let Some(done) = self.cache.lock().expect("poisoned").get(&layer.digest).cloned() {
+        if let Some(done) = self
+            .cache
+            .lock()
+            .expect("poisoned")
+            .get(&layer.digest)
+            .cloned()
+        {
             if let LayerOutcome::Ztoc(d) = &done {
                 let z: Digest = d.digest.parse().expect("digest we computed");
                 self.events.event(&Event::ZtocBuilt {
@@ -208,7 +229,10 @@ impl<'a> LayerBuilder<'a> {
             }
             return Ok(done);
         }
-        let digest: Digest = layer.digest.parse().map_err(|e| IndexerError::InvalidImage(format!("layer: {e}")))?;
+        let digest: Digest = layer
+            .digest
+            .parse()
+            .map_err(|e| IndexerError::InvalidImage(format!("layer: {e}")))?;
         self.events.event(&Event::LayerStarted {
             layer: &layer.digest,
             size,
@@ -232,7 +256,7 @@ impl<'a> LayerBuilder<'a> {
             ztoc: &ztoc_digest,
             reused: false,
         });
-        let outcome = LayerOutcome::Ztoc(desc);
+        let outcome = LayerOutcome::Ztoc(Box::new(desc));
         self.cache
             .lock()
             .expect("poisoned")
@@ -249,7 +273,13 @@ pub(crate) fn should_disable_xattrs(toc: &Ztoc) -> bool {
         .all(|f| f.xattrs().next().is_none() && !f.name.ends_with(".wh..wh..opq"))
 }
 
-fn ztoc_descriptor(layer: &Descriptor, ztoc: &Digest, size: i64, cfg: &BuildConfig, toc: &Ztoc) -> Descriptor {
+fn ztoc_descriptor(
+    layer: &Descriptor,
+    ztoc: &Digest,
+    size: i64,
+    cfg: &BuildConfig,
+    toc: &Ztoc,
+) -> Descriptor {
     json::ztoc_descriptor(
         ztoc,
         size,

@@ -41,14 +41,24 @@ fn parse_digest(d: &Descriptor) -> Result<Digest, IndexerError> {
         .map_err(|e| IndexerError::InvalidImage(format!("descriptor of {}: {e}", d.media_type)))
 }
 
-fn read_small(source: &dyn BlobSource, created: &MemStore, d: &Digest, kind: &'static str) -> Result<Vec<u8>, IndexerError> {
+fn read_small(
+    source: &dyn BlobSource,
+    created: &MemStore,
+    d: &Digest,
+    kind: &'static str,
+) -> Result<Vec<u8>, IndexerError> {
     if let Some(b) = created.get(d) {
         return Ok(b);
     }
     Ok(source.read_blob(d, MAX_JSON_BLOB, kind)?)
 }
 
-fn copy_blob(source: &dyn BlobSource, created: &MemStore, d: &Digest, w: &mut LayoutWriter) -> Result<(), IndexerError> {
+fn copy_blob(
+    source: &dyn BlobSource,
+    created: &MemStore,
+    d: &Digest,
+    w: &mut LayoutWriter,
+) -> Result<(), IndexerError> {
     if let Some(b) = created.get(d) {
         w.add_blob_bytes(d, &b)?;
     } else {
@@ -66,7 +76,9 @@ fn copy_graph(
     depth: usize,
 ) -> Result<(), IndexerError> {
     if depth > 8 {
-        return Err(IndexerError::InvalidImage("image indexes nested more than 8 deep".into()));
+        return Err(IndexerError::InvalidImage(
+            "image indexes nested more than 8 deep".into(),
+        ));
     }
     let d = parse_digest(desc)?;
     if !seen.insert(d.clone()) {

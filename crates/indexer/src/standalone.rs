@@ -31,13 +31,19 @@ impl<'a> LayoutSource<'a> {
         let top = Index::from_json(&top_bytes).map_err(|e| bad(e.to_string()))?;
         let top_manifests = top.manifests.clone().unwrap_or_default();
         if top_manifests.is_empty() {
-            return Err(IndexerError::InvalidImage("index.json contains no manifests".into()));
+            return Err(IndexerError::InvalidImage(
+                "index.json contains no manifests".into(),
+            ));
         }
-        let root = if top_manifests.len() == 1 && !json::is_index_type(&top_manifests[0].media_type) {
+        let root = if top_manifests.len() == 1 && !json::is_index_type(&top_manifests[0].media_type)
+        {
             top_manifests[0].clone()
         } else {
             let (list_bytes, mut media_type) = if top_manifests.len() == 1 {
-                let d: Digest = top_manifests[0].digest.parse().map_err(|e| bad(format!("{e}")))?;
+                let d: Digest = top_manifests[0]
+                    .digest
+                    .parse()
+                    .map_err(|e| bad(format!("{e}")))?;
                 (
                     layout.read_blob(&d, 8 << 20, "image index")?,
                     top_manifests[0].media_type.clone(),
@@ -52,7 +58,11 @@ impl<'a> LayoutSource<'a> {
             let all = list.manifests.clone().unwrap_or_default();
             let available: Vec<Descriptor> = all
                 .iter()
-                .filter(|d| d.digest.parse::<Digest>().is_ok_and(|dg| layout.has_blob(&dg)))
+                .filter(|d| {
+                    d.digest
+                        .parse::<Digest>()
+                        .is_ok_and(|dg| layout.has_blob(&dg))
+                })
                 .cloned()
                 .collect();
             if available.is_empty() {
@@ -78,7 +88,11 @@ impl<'a> LayoutSource<'a> {
                 }
             }
         };
-        Ok(LayoutSource { layout, extra, root })
+        Ok(LayoutSource {
+            layout,
+            extra,
+            root,
+        })
     }
 
     /// Descriptor of the image (a manifest or an image index).
@@ -92,7 +106,9 @@ impl BlobSource for LayoutSource<'_> {
         self.layout.describe()
     }
     fn blob_size(&self, digest: &Digest) -> Option<u64> {
-        self.extra.blob_size(digest).or_else(|| self.layout.blob_size(digest))
+        self.extra
+            .blob_size(digest)
+            .or_else(|| self.layout.blob_size(digest))
     }
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, ContentError> {
         if self.extra.has_blob(digest) {

@@ -20,10 +20,22 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Address of containerd's gRPC socket.
-    #[arg(short = 'a', long, global = true, env = "CONTAINERD_ADDRESS", default_value = "/run/containerd/containerd.sock")]
+    #[arg(
+        short = 'a',
+        long,
+        global = true,
+        env = "CONTAINERD_ADDRESS",
+        default_value = "/run/containerd/containerd.sock"
+    )]
     pub address: String,
     /// containerd namespace.
-    #[arg(short = 'n', long, global = true, env = "CONTAINERD_NAMESPACE", default_value = "default")]
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        env = "CONTAINERD_NAMESPACE",
+        default_value = "default"
+    )]
     pub namespace: String,
     /// Timeout for containerd and registry operations (e.g. 30s, 5m).
     #[arg(long, global = true)]

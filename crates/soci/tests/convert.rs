@@ -11,11 +11,18 @@ use soci_format::json::{self, Index, Manifest, SociIndex};
 use soci_format::zinfo::Zinfo;
 use soci_format::ztoc::{Ztoc, entry_type};
 
+/// Layer blobs with the items they were made from.
+type Layers = Vec<(Vec<u8>, Vec<Item>)>;
+
 const V2: &str = "application/vnd.amazon.soci.index.v2+json";
 
 /// Extract a file of a layer through the spans that cover it.
 fn extract(z: &Ztoc, layer: &[u8], offset: u64, size: u64) -> Vec<u8> {
-    let zinfo = Zinfo::from_checkpoints(z.compression_info.algorithm, &z.compression_info.checkpoints).unwrap();
+    let zinfo = Zinfo::from_checkpoints(
+        z.compression_info.algorithm,
+        &z.compression_info.checkpoints,
+    )
+    .unwrap();
     if size == 0 {
         return Vec::new();
     }
@@ -24,7 +31,9 @@ fn extract(z: &Ztoc, layer: &[u8], offset: u64, size: u64) -> Vec<u8> {
     let start = zinfo.start_compressed_offset(first) as usize;
     let end = zinfo.end_compressed_offset(last, z.compressed_archive_size) as usize;
     let mut out = vec![0u8; size as usize];
-    let n = zinfo.extract(&layer[start..end], first, offset, &mut out).unwrap();
+    let n = zinfo
+        .extract(&layer[start..end], first, offset, &mut out)
+        .unwrap();
     assert_eq!(n as u64, size);
     out
 }
@@ -47,8 +56,16 @@ fn load_output(dir: &Path) -> Converted {
     // The image index is canonical Go JSON.
     assert_eq!(json::to_go_json(&index), raw);
     let manifests = index.manifests.clone().unwrap();
-    let soci_descs: Vec<_> = manifests.iter().filter(|d| d.artifact_type == V2).cloned().collect();
-    let image_manifest_desc = manifests.iter().find(|d| d.artifact_type != V2).unwrap().clone();
+    let soci_descs: Vec<_> = manifests
+        .iter()
+        .filter(|d| d.artifact_type == V2)
+        .cloned()
+        .collect();
+    let image_manifest_desc = manifests
+        .iter()
+        .find(|d| d.artifact_type != V2)
+        .unwrap()
+        .clone();
     Converted {
         dir: dir.to_path_buf(),
         index,
@@ -59,45 +76,85 @@ fn load_output(dir: &Path) -> Converted {
 
 /// Check one SOCI index against the image manifest it belongs to, and every file
 /// of every indexed layer against the original tar.
-fn check_soci_index(c: &Converted, soci: &json::Descriptor, layers: &[(Vec<u8>, Vec<Item>)], min_layer_size: usize) {
+fn check_soci_index(
+    c: &Converted,
+    soci: &json::Descriptor,
+    layers: &[(Vec<u8>, Vec<Item>)],
+    min_layer_size: usize,
+) {
     let raw = LayoutBuilder::read_blob(&c.dir, &soci.digest);
     let idx = SociIndex::from_manifest_bytes(&raw).unwrap();
     assert_eq!(idx.marshal(), raw, "SOCI index bytes are canonical");
     assert!(idx.subject.is_none());
     assert_eq!(
-        idx.annotations.get("com.amazon.soci.build-tool-identifier").map(String::as_str),
+        idx.annotations
+            .get("com.amazon.soci.build-tool-identifier")
+            .map(String::as_str),
         Some("AWS SOCI CLI v0.2")
     );
     // The empty config blob is present.
-    assert_eq!(LayoutBuilder::read_blob(&c.dir, &Digest::of(b"{}").to_string()), b"{}");
+    assert_eq!(
+        LayoutBuilder::read_blob(&c.dir, &Digest::of(b"{}").to_string()),
+        b"{}"
+    );
 
-    let manifest_digest = soci.annotations.get("com.amazon.soci.image-manifest-digest").unwrap();
+    let manifest_digest = soci
+        .annotations
+        .get("com.amazon.soci.image-manifest-digest")
+        .unwrap();
     let mraw = LayoutBuilder::read_blob(&c.dir, manifest_digest);
     let manifest = Manifest::from_json(&mraw).unwrap();
     assert_eq!(json::to_go_json(&manifest), mraw);
-    assert_eq!(manifest.annotations.get("com.amazon.soci.index-digest"), Some(&soci.digest));
-    assert_eq!(manifest.annotations.get("org.example.built-by").map(String::as_str), Some("test"));
+    assert_eq!(
+        manifest.annotations.get("com.amazon.soci.index-digest"),
+        Some(&soci.digest)
+    );
+    assert_eq!(
+        manifest
+            .annotations
+            .get("org.example.built-by")
+            .map(String::as_str),
+        Some("test")
+    );
     assert_eq!(manifest.config.media_type, OCI_CONFIG);
 
     let mlayers = manifest.layers.unwrap();
-    let expected: Vec<_> = mlayers.iter().filter(|l| l.size as usize >= min_layer_size).collect();
+    let expected: Vec<_> = mlayers
+        .iter()
+        .filter(|l| l.size as usize >= min_layer_size)
+        .collect();
     assert_eq!(idx.blobs.len(), expected.len());
     for (ztoc_desc, layer_desc) in idx.blobs.iter().zip(expected) {
         assert_eq!(ztoc_desc.media_type, "application/octet-stream");
-        assert_eq!(ztoc_desc.annotations["com.amazon.soci.image-layer-digest"], layer_desc.digest);
-        assert_eq!(ztoc_desc.annotations["com.amazon.soci.image-layer-mediaType"], layer_desc.media_type);
+        assert_eq!(
+            ztoc_desc.annotations["com.amazon.soci.image-layer-digest"],
+            layer_desc.digest
+        );
+        assert_eq!(
+            ztoc_desc.annotations["com.amazon.soci.image-layer-mediaType"],
+            layer_desc.media_type
+        );
         let zraw = LayoutBuilder::read_blob(&c.dir, &ztoc_desc.digest);
         assert_eq!(zraw.len() as i64, ztoc_desc.size);
         let z = Ztoc::from_bytes(&zraw).unwrap();
         assert_eq!(z.to_bytes(), zraw, "zTOC re-encodes to the same bytes");
         assert_eq!(z.version, "0.9");
         assert_eq!(z.build_tool_identifier, "AWS SOCI CLI v0.2");
-        let span: u64 = ztoc_desc.annotations["com.amazon.soci.span-size"].parse().unwrap();
+        let span: u64 = ztoc_desc.annotations["com.amazon.soci.span-size"]
+            .parse()
+            .unwrap();
         let layer_bytes = LayoutBuilder::read_blob(&c.dir, &layer_desc.digest);
         assert_eq!(z.compressed_archive_size, layer_bytes.len() as u64);
-        let zinfo = Zinfo::from_checkpoints(z.compression_info.algorithm, &z.compression_info.checkpoints).unwrap();
+        let zinfo = Zinfo::from_checkpoints(
+            z.compression_info.algorithm,
+            &z.compression_info.checkpoints,
+        )
+        .unwrap();
         assert_eq!(zinfo.span_size(), span);
-        assert_eq!(z.compression_info.span_digests.len() as u32, z.compression_info.max_span_id + 1);
+        assert_eq!(
+            z.compression_info.span_digests.len() as u32,
+            z.compression_info.max_span_id + 1
+        );
         let (_, items) = layers
             .iter()
             .find(|(b, _)| Digest::of(b).to_string() == layer_desc.digest)
@@ -105,7 +162,11 @@ fn check_soci_index(c: &Converted, soci: &json::Descriptor, layers: &[(Vec<u8>, 
         let mut seen = 0;
         for it in items {
             if let Item::File(name, content) = it {
-                let e = z.toc.iter().find(|e| &e.name == name).unwrap_or_else(|| panic!("{name} in toc"));
+                let e = z
+                    .toc
+                    .iter()
+                    .find(|e| &e.name == name)
+                    .unwrap_or_else(|| panic!("{name} in toc"));
                 assert_eq!(e.entry_type, entry_type::REG);
                 assert_eq!(e.uncompressed_size, content.len() as u64);
                 assert_eq!(
@@ -117,12 +178,16 @@ fn check_soci_index(c: &Converted, soci: &json::Descriptor, layers: &[(Vec<u8>, 
             }
         }
         assert!(seen > 0);
-        assert!(z.toc.iter().any(|e| e.entry_type == entry_type::SYMLINK && e.linkname.starts_with("file-")));
+        assert!(
+            z.toc
+                .iter()
+                .any(|e| e.entry_type == entry_type::SYMLINK && e.linkname.starts_with("file-"))
+        );
         assert!(z.toc.iter().any(|e| e.entry_type == entry_type::HARDLINK));
     }
 }
 
-fn three_layer_image(lb: &LayoutBuilder, arch: &str, seed: u64) -> (serde_json::Value, Vec<(Vec<u8>, Vec<Item>)>) {
+fn three_layer_image(lb: &LayoutBuilder, arch: &str, seed: u64) -> (serde_json::Value, Layers) {
     let l1 = layer_items(seed, 40, 300_000);
     let l2 = layer_items(seed + 1, 5, 5_000_000);
     let l3 = vec![Item::File("etc/config".into(), b"small".to_vec())];
@@ -131,7 +196,11 @@ fn three_layer_image(lb: &LayoutBuilder, arch: &str, seed: u64) -> (serde_json::
     let b3 = gzip(&tar_of(&l3), 9);
     let m = lb.image(
         arch,
-        &[(OCI_LAYER_GZIP, b1.clone()), (OCI_LAYER_GZIP, b2.clone()), (OCI_LAYER_GZIP, b3.clone())],
+        &[
+            (OCI_LAYER_GZIP, b1.clone()),
+            (OCI_LAYER_GZIP, b2.clone()),
+            (OCI_LAYER_GZIP, b3.clone()),
+        ],
     );
     (m, vec![(b1, l1), (b2, l2), (b3, l3)])
 }
@@ -145,13 +214,29 @@ fn converts_single_platform_layout_and_is_idempotent() {
     let min = 4096usize;
     let out = tmp.path().join("out");
     let o = soci(&[
-        "convert", "--standalone", "--format", "oci-dir", "--span-size", "65536", "--min-layer-size", "4096",
-        lb.dir.to_str().unwrap(), out.to_str().unwrap(),
+        "convert",
+        "--standalone",
+        "--format",
+        "oci-dir",
+        "--span-size",
+        "65536",
+        "--min-layer-size",
+        "4096",
+        lb.dir.to_str().unwrap(),
+        out.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(stdout.matches(" -> ztoc sha256:").count(), 2, "{stdout}");
-    assert!(stdout.contains("is less than min-layer-size 4096"), "{stdout}");
+    assert!(
+        stdout.contains("is less than min-layer-size 4096"),
+        "{stdout}"
+    );
 
     let c = load_output(&out);
     assert_eq!(c.soci_descs.len(), 1);
@@ -166,7 +251,9 @@ fn converts_single_platform_layout_and_is_idempotent() {
     );
     // The image manifest descriptor carries the manifest's annotations (and its platform).
     assert_eq!(
-        c.image_manifest_desc.annotations.get("com.amazon.soci.index-digest"),
+        c.image_manifest_desc
+            .annotations
+            .get("com.amazon.soci.index-digest"),
         Some(&soci_desc.digest)
     );
     check_soci_index(&c, soci_desc, &layers, min);
@@ -174,14 +261,25 @@ fn converts_single_platform_layout_and_is_idempotent() {
     // Converting the converted image again replaces the SOCI index instead of adding one.
     let again = tmp.path().join("again");
     let o = soci(&[
-        "convert", "--standalone", "--format", "oci-dir", "--span-size", "65536", "--min-layer-size", "4096",
-        out.to_str().unwrap(), again.to_str().unwrap(),
+        "convert",
+        "--standalone",
+        "--format",
+        "oci-dir",
+        "--span-size",
+        "65536",
+        "--min-layer-size",
+        "4096",
+        out.to_str().unwrap(),
+        again.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let c2 = load_output(&again);
     assert_eq!(c2.soci_descs.len(), 1);
     assert_eq!(c2.index.manifests.as_ref().unwrap().len(), 2);
-    assert_eq!(c2.soci_descs[0].digest, soci_desc.digest, "same layers give the same SOCI index");
+    assert_eq!(
+        c2.soci_descs[0].digest, soci_desc.digest,
+        "same layers give the same SOCI index"
+    );
     assert_eq!(c2.image_manifest_desc.digest, c.image_manifest_desc.digest);
 }
 
@@ -190,33 +288,64 @@ fn archive_input_and_output_with_default_sizes() {
     let tmp = tempfile::tempdir().unwrap();
     let lb = LayoutBuilder::new(&tmp.path().join("src"));
     // One layer above the default 10 MiB minimum, one below.
-    let big = layer_items(7, 12, 3_000_000);
+    let mut big = layer_items(7, 12, 3_000_000);
+    big.push(Item::File(
+        "usr/share/assets.bin".into(),
+        random(7, 11 << 20),
+    ));
     let big_blob = gzip(&tar_of(&big), 1);
     assert!(big_blob.len() > 10 << 20, "{}", big_blob.len());
     let small = layer_items(8, 3, 1000);
     let small_blob = gzip(&tar_of(&small), 6);
-    let m = lb.image("amd64", &[(OCI_LAYER_GZIP, big_blob.clone()), (OCI_LAYER_GZIP, small_blob.clone())]);
+    let m = lb.image(
+        "amd64",
+        &[
+            (OCI_LAYER_GZIP, big_blob.clone()),
+            (OCI_LAYER_GZIP, small_blob.clone()),
+        ],
+    );
     lb.finish(vec![m]);
     let src_tar = tmp.path().join("src.tar");
     let status = std::process::Command::new("tar")
-        .args(["-C", lb.dir.to_str().unwrap(), "-cf", src_tar.to_str().unwrap(), "."])
+        .args([
+            "-C",
+            lb.dir.to_str().unwrap(),
+            "-cf",
+            src_tar.to_str().unwrap(),
+            ".",
+        ])
         .status()
         .unwrap();
     assert!(status.success());
     let out_tar = tmp.path().join("out.tar");
-    let o = soci(&["convert", "--standalone", src_tar.to_str().unwrap(), out_tar.to_str().unwrap()]);
+    let o = soci(&[
+        "convert",
+        "--standalone",
+        src_tar.to_str().unwrap(),
+        out_tar.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out_dir = tmp.path().join("out-extracted");
     std::fs::create_dir(&out_dir).unwrap();
     let status = std::process::Command::new("tar")
-        .args(["-C", out_dir.to_str().unwrap(), "-xf", out_tar.to_str().unwrap()])
+        .args([
+            "-C",
+            out_dir.to_str().unwrap(),
+            "-xf",
+            out_tar.to_str().unwrap(),
+        ])
         .status()
         .unwrap();
     assert!(status.success());
     assert!(out_dir.join("oci-layout").is_file());
     let c = load_output(&out_dir);
     assert_eq!(c.soci_descs.len(), 1);
-    check_soci_index(&c, &c.soci_descs[0], &[(big_blob, big), (small_blob, small)], 10 << 20);
+    check_soci_index(
+        &c,
+        &c.soci_descs[0],
+        &[(big_blob, big), (small_blob, small)],
+        10 << 20,
+    );
 }
 
 #[test]
@@ -233,8 +362,15 @@ fn multi_platform_selection() {
 
     let all = tmp.path().join("all");
     let o = soci(&[
-        "convert", "--standalone", "--format", "oci-dir", "--min-layer-size", "4096", "--all-platforms",
-        lb.dir.to_str().unwrap(), all.to_str().unwrap(),
+        "convert",
+        "--standalone",
+        "--format",
+        "oci-dir",
+        "--min-layer-size",
+        "4096",
+        "--all-platforms",
+        lb.dir.to_str().unwrap(),
+        all.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let c = load_output(&all);
@@ -246,22 +382,41 @@ fn multi_platform_selection() {
 
     let one = tmp.path().join("one");
     let o = soci(&[
-        "convert", "--standalone", "--format", "oci-dir", "--min-layer-size", "4096", "--platform", "linux/arm64",
-        lb.dir.to_str().unwrap(), one.to_str().unwrap(),
+        "convert",
+        "--standalone",
+        "--format",
+        "oci-dir",
+        "--min-layer-size",
+        "4096",
+        "--platform",
+        "linux/arm64",
+        lb.dir.to_str().unwrap(),
+        one.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let c = load_output(&one);
     assert_eq!(c.soci_descs.len(), 1);
-    assert_eq!(c.soci_descs[0].platform.as_ref().unwrap().architecture, "arm64");
+    assert_eq!(
+        c.soci_descs[0].platform.as_ref().unwrap().architecture,
+        "arm64"
+    );
     check_soci_index(&c, &c.soci_descs[0], &layers, 4096);
 
     let none = tmp.path().join("none");
     let o = soci(&[
-        "convert", "--standalone", "--platform", "linux/s390x", lb.dir.to_str().unwrap(), none.to_str().unwrap(),
+        "convert",
+        "--standalone",
+        "--platform",
+        "linux/s390x",
+        lb.dir.to_str().unwrap(),
+        none.to_str().unwrap(),
     ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("linux/s390x") && err.contains("--platform"), "{err}");
+    assert!(
+        err.contains("linux/s390x") && err.contains("--platform"),
+        "{err}"
+    );
     assert!(!none.exists());
 }
 
@@ -273,22 +428,43 @@ fn explains_why_nothing_was_indexed() {
     let m = lb.image("amd64", &[(OCI_LAYER_GZIP, small)]);
     lb.finish(vec![m]);
     let out = tmp.path().join("out.tar");
-    let o = soci(&["convert", "--standalone", lb.dir.to_str().unwrap(), out.to_str().unwrap()]);
+    let o = soci(&[
+        "convert",
+        "--standalone",
+        lb.dir.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.starts_with("soci: "), "{err}");
-    assert!(err.contains("no ztocs created") && err.contains("--min-layer-size"), "{err}");
+    assert!(
+        err.contains("no ztocs created") && err.contains("--min-layer-size"),
+        "{err}"
+    );
     assert!(!out.exists());
 
     let lb = LayoutBuilder::new(&tmp.path().join("zstd"));
-    let m = lb.image("amd64", &[(OCI_LAYER_ZSTD, vec![0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0])]);
+    let m = lb.image(
+        "amd64",
+        &[(OCI_LAYER_ZSTD, vec![0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0])],
+    );
     lb.finish(vec![m]);
     let o = soci(&[
-        "convert", "--standalone", "--min-layer-size", "0", lb.dir.to_str().unwrap(), out.to_str().unwrap(),
+        "convert",
+        "--standalone",
+        "--min-layer-size",
+        "0",
+        lb.dir.to_str().unwrap(),
+        out.to_str().unwrap(),
     ]);
     assert!(!o.status.success());
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("is compressed in an unsupported format. expect: [tar, gzip, unknown] but got \"zstd\""), "{stdout}");
+    assert!(
+        stdout.contains(
+            "is compressed in an unsupported format. expect: [tar, gzip, unknown] but got \"zstd\""
+        ),
+        "{stdout}"
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("zstd"));
 }
 
@@ -302,8 +478,16 @@ fn uncompressed_layers_get_tar_checkpoints() {
     lb.finish(vec![m]);
     let out = tmp.path().join("out");
     let o = soci(&[
-        "convert", "--standalone", "--format", "oci-dir", "--min-layer-size", "0", "--span-size", "100000",
-        lb.dir.to_str().unwrap(), out.to_str().unwrap(),
+        "convert",
+        "--standalone",
+        "--format",
+        "oci-dir",
+        "--min-layer-size",
+        "0",
+        "--span-size",
+        "100000",
+        lb.dir.to_str().unwrap(),
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let c = load_output(&out);
@@ -325,13 +509,21 @@ fn corrupt_layer_is_refused() {
     std::fs::write(&path, &bad).unwrap();
     let out = tmp.path().join("out.tar");
     let o = soci(&[
-        "convert", "--standalone", "--min-layer-size", "0", lb.dir.to_str().unwrap(), out.to_str().unwrap(),
+        "convert",
+        "--standalone",
+        "--min-layer-size",
+        "0",
+        lb.dir.to_str().unwrap(),
+        out.to_str().unwrap(),
     ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&Digest::of(&blob).to_string()), "{err}");
     assert!(!out.exists());
-    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
 }
 
@@ -341,7 +533,12 @@ fn bad_arguments_fail_clearly() {
     assert_eq!(o.status.code(), Some(2));
     let o = soci(&["convert", "--standalone", "--no-such-flag", "a", "b"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = soci(&["convert", "--standalone", "/nonexistent/layout", "/tmp/x.tar"]);
+    let o = soci(&[
+        "convert",
+        "--standalone",
+        "/nonexistent/layout",
+        "/tmp/x.tar",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/layout"));
 }

@@ -44,7 +44,11 @@ pub enum BuildError {
 }
 
 /// Build the zTOC of a layer from its compressed bytes.
-pub fn build_ztoc<R: Read>(layer: R, algorithm: CompressionAlgorithm, opts: &BuildOptions) -> Result<Ztoc, BuildError> {
+pub fn build_ztoc<R: Read>(
+    layer: R,
+    algorithm: CompressionAlgorithm,
+    opts: &BuildOptions,
+) -> Result<Ztoc, BuildError> {
     if opts.span_size == 0 {
         return Err(BuildError::SpanSize(0));
     }

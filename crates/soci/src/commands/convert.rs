@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use soci_content::{BlobSource, OutputFormat, open_layout};
+use soci_content::{OutputFormat, open_layout};
 use soci_format::json::Platform;
 use soci_indexer::{BuildConfig, Event, Events, PlatformSelection};
 
@@ -16,7 +16,11 @@ impl Events for PrintEvents {
     fn event(&self, e: &Event<'_>) {
         match e {
             Event::LayerStarted { .. } => {}
-            Event::ZtocBuilt { layer, ztoc, reused } => {
+            Event::ZtocBuilt {
+                layer,
+                ztoc,
+                reused,
+            } => {
                 if *reused {
                     println!("layer {layer} -> ztoc {ztoc} (already exists)");
                 } else {
@@ -80,13 +84,20 @@ pub(crate) fn run(_global: &GlobalArgs, args: ConvertArgs) -> anyhow::Result<()>
     };
     let cfg = build_config(&args.build);
     let selection = platform_selection(&args.build)?;
-    let layout = open_layout(Path::new(&args.source)).with_context(|| format!("cannot read input {}", args.source))?;
+    let layout = open_layout(Path::new(&args.source))
+        .with_context(|| format!("cannot read input {}", args.source))?;
     let source = soci_indexer::standalone::LayoutSource::new(layout.as_ref())
         .with_context(|| format!("cannot find the image in {}", args.source))?;
     let root = source.root().clone();
     let outcome = soci_indexer::convert(&source, &root, &cfg, &selection, &PrintEvents)?;
-    soci_indexer::write_layout(&source, &outcome.blobs, &outcome.index_descriptor, Path::new(&args.dest), format)
-        .with_context(|| format!("cannot write {}", args.dest))?;
+    soci_indexer::write_layout(
+        &source,
+        &outcome.blobs,
+        &outcome.index_descriptor,
+        Path::new(&args.dest),
+        format,
+    )
+    .with_context(|| format!("cannot write {}", args.dest))?;
     eprintln!(
         "converted {} -> {}: image index {}, {} soci index(es), {} layer(s) indexed, {} skipped",
         args.source,

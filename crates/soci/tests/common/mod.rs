@@ -30,17 +30,39 @@ pub enum Item {
 /// Deterministic pseudo-random bytes, part text-like and part incompressible.
 pub fn data(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let words = [&b"lorem "[..], b"ipsum ", b"dolor ", b"sit ", b"amet\n", b"soci ", b"span "];
+    let words = [
+        &b"lorem "[..],
+        b"ipsum ",
+        b"dolor ",
+        b"sit ",
+        b"amet\n",
+        b"soci ",
+        b"span ",
+    ];
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if x % 4 == 0 {
+        if x.is_multiple_of(4) {
             out.extend_from_slice(&x.to_le_bytes());
         } else {
             out.extend_from_slice(words[(x % 7) as usize]);
         }
+    }
+    out.truncate(len);
+    out
+}
+
+/// Incompressible pseudo-random bytes.
+pub fn random(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
     }
     out.truncate(len);
     out
@@ -97,14 +119,23 @@ pub fn layer_items(seed: u64, files: usize, max_size: usize) -> Vec<Item> {
     for i in 0..files {
         let size = (seed as usize * 7919 + i * 104_729) % max_size.max(1);
         let name = if i % 17 == 3 {
-            format!("usr/lib/{}/file-{seed}-{i}.bin", "long-directory-name-".repeat(6))
+            format!(
+                "usr/lib/{}/file-{seed}-{i}.bin",
+                "long-directory-name-".repeat(6)
+            )
         } else {
             format!("usr/lib/file-{seed}-{i}.bin")
         };
         items.push(Item::File(name, data(seed * 1000 + i as u64, size)));
     }
-    items.push(Item::Symlink("usr/lib/link".into(), format!("file-{seed}-0.bin")));
-    items.push(Item::Hardlink("usr/lib/hard".into(), format!("usr/lib/file-{seed}-1.bin")));
+    items.push(Item::Symlink(
+        "usr/lib/link".into(),
+        format!("file-{seed}-0.bin"),
+    ));
+    items.push(Item::Hardlink(
+        "usr/lib/hard".into(),
+        format!("usr/lib/file-{seed}-1.bin"),
+    ));
     items
 }
 
@@ -117,7 +148,9 @@ impl LayoutBuilder {
     pub fn new(dir: &Path) -> Self {
         std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
         std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        LayoutBuilder { dir: dir.to_path_buf() }
+        LayoutBuilder {
+            dir: dir.to_path_buf(),
+        }
     }
 
     pub fn blob(&self, bytes: &[u8]) -> (String, usize) {
@@ -133,7 +166,10 @@ impl LayoutBuilder {
 
     /// An image manifest with the given (media type, blob) layers; returns its descriptor.
     pub fn image(&self, arch: &str, layers: &[(&str, Vec<u8>)]) -> serde_json::Value {
-        let diff_ids: Vec<String> = layers.iter().map(|(_, b)| Digest::of(b).to_string()).collect();
+        let diff_ids: Vec<String> = layers
+            .iter()
+            .map(|(_, b)| Digest::of(b).to_string())
+            .collect();
         let config = serde_json::json!({
             "architecture": arch, "os": "linux",
             "config": {"Cmd": ["/bin/sh"]},
@@ -149,8 +185,13 @@ impl LayoutBuilder {
     }
 
     pub fn finish(&self, manifests: Vec<serde_json::Value>) {
-        let index = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
-        std::fs::write(self.dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+        let index =
+            serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+        std::fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
     }
 
     pub fn read_blob(dir: &Path, digest: &str) -> Vec<u8> {
@@ -172,7 +213,12 @@ pub fn json(bytes: &[u8]) -> serde_json::Value {
 }
 
 pub fn annotations(v: &serde_json::Value) -> BTreeMap<String, String> {
-    serde_json::from_value(v.get("annotations").cloned().unwrap_or(serde_json::json!({}))).unwrap()
+    serde_json::from_value(
+        v.get("annotations")
+            .cloned()
+            .unwrap_or(serde_json::json!({})),
+    )
+    .unwrap()
 }
 
 /// A real Debian `docker-registry` serving on a free 127.0.0.1 port, killed on drop.
@@ -196,7 +242,11 @@ impl Registry {
     pub fn start() -> Registry {
         let bin = require_tool("docker-registry");
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let cfg = dir.path().join("config.yml");
         std::fs::write(
@@ -214,10 +264,18 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .expect("start docker-registry");
-        let reg = Registry { child, addr, _dir: dir };
+        let reg = Registry {
+            child,
+            addr,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&reg.addr).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start on {}", reg.addr);
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not start on {}",
+                reg.addr
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         reg
