@@ -8,8 +8,10 @@
 
 mod error;
 mod layout;
+mod range;
 mod store;
 
 pub use error::ContentError;
 pub use layout::{Layout, LayoutArchive, LayoutDir, LayoutWriter, OutputFormat, open_layout};
+pub use range::{BlobRangeReader, FileRangeReader};
 pub use store::{BlobSource, MemStore, VerifyingReader};
