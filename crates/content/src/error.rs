@@ -62,11 +62,8 @@ pub enum ContentError {
 }
 
 impl ContentError {
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
+    /// An I/O error while doing `action` on `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         ContentError::Io {
             action,
             path: path.into(),
