@@ -206,7 +206,7 @@ impl ArtifactsDb {
             .into_iter()
             .filter(|e| e.artifact_type == ArtifactType::Index && e.original_digest == manifest)
             .collect();
-        v.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        v.sort_by_key(|e| std::cmp::Reverse(e.created_at));
         Ok(v)
     }
 }
