@@ -1212,3 +1212,13 @@ fn buffered_variant_consumes_exactly_the_archive() {
     assert_eq!(r.1, toc.uncompressed_archive_size);
     assert_eq!(toc.entries, f.entries);
 }
+
+#[test]
+fn works_through_a_trait_object() {
+    let f = soci_format::testutil::random_tar(3);
+    let mut reader: &mut dyn Read = &mut &f.bytes[..];
+    assert_eq!(build_toc(&mut reader).unwrap(), f.toc());
+    let mut slice = &f.bytes[..];
+    let buffered: &mut dyn BufRead = &mut slice;
+    assert_eq!(build_toc_buffered(buffered).unwrap(), f.toc());
+}

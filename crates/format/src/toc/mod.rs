@@ -193,7 +193,7 @@ fn describe_typeflag(t: u8) -> &'static str {
 /// be non-seekable (a decompressor); file data is skipped without being looked at.
 /// Because of the buffer, bytes after the end-of-archive marker may have been taken
 /// from `r` when this returns; use [`build_toc_buffered`] to stop exactly there.
-pub fn build_toc<R: Read>(r: &mut R) -> Result<Toc, TocError> {
+pub fn build_toc<R: Read + ?Sized>(r: &mut R) -> Result<Toc, TocError> {
     let mut buffered = BufReader::with_capacity(READ_BUFFER, r);
     build_toc_buffered(&mut buffered)
 }
@@ -201,7 +201,7 @@ pub fn build_toc<R: Read>(r: &mut R) -> Result<Toc, TocError> {
 /// Like [`build_toc`], reading through the caller's buffer: on success exactly
 /// `uncompressed_archive_size` bytes have been consumed from `r`, and whatever
 /// follows the archive (record padding, trailing data) is left in it.
-pub fn build_toc_buffered<R: BufRead>(r: &mut R) -> Result<Toc, TocError> {
+pub fn build_toc_buffered<R: BufRead + ?Sized>(r: &mut R) -> Result<Toc, TocError> {
     let mut walker = Walker {
         input: Input { r, pos: 0 },
         pending_data: 0,
@@ -220,12 +220,12 @@ pub fn build_toc_buffered<R: BufRead>(r: &mut R) -> Result<Toc, TocError> {
 }
 
 /// Position-counting reader over a `BufRead`.
-struct Input<'a, R> {
+struct Input<'a, R: ?Sized> {
     r: &'a mut R,
     pos: u64,
 }
 
-impl<R: BufRead> Input<'_, R> {
+impl<R: BufRead + ?Sized> Input<'_, R> {
     fn io_error(&self, source: io::Error) -> TocError {
         TocError::Io {
             offset: self.pos,
@@ -286,7 +286,7 @@ enum Block {
 }
 
 /// Go's reader state between `Next()` calls.
-struct Walker<'a, R> {
+struct Walker<'a, R: ?Sized> {
     input: Input<'a, R>,
     /// Unread data bytes of the current entry (Go's `physicalRemaining`).
     pending_data: u64,
@@ -318,7 +318,7 @@ fn align512(x: u64) -> u64 {
     x.saturating_add(511) & !511
 }
 
-impl<R: BufRead> Walker<'_, R> {
+impl<R: BufRead + ?Sized> Walker<'_, R> {
     fn read_block(&mut self) -> Result<Block, TocError> {
         let mut blk = Box::new([0u8; BLOCK]);
         Ok(match self.input.read_full(&mut blk[..])? {
