@@ -5,7 +5,7 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   build-essential pkg-config protobuf-compiler libprotobuf-dev
   fuse3 containerd runc docker-registry skopeo umoci busybox-static
-  apache2-utils pigz curl ca-certificates iproute2 jq
+  apache2-utils pigz curl ca-certificates iproute2 jq golang-go tar
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 export CARGO_TERM_COLOR=never
+# Differential tests against GNU tar and Go's archive/tar must run, not skip.
+export SOCI_REQUIRE_GNU_TAR=1 SOCI_REQUIRE_GO_ORACLE=1
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log=$(mktemp)
