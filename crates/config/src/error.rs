@@ -149,6 +149,14 @@ pub enum ConfigWarning {
 }
 
 impl ConfigWarning {
+    /// The 1-based line and column the warning is about, if known.
+    pub fn position(&self) -> Option<(usize, usize)> {
+        match self {
+            Self::UnknownKey { line, column, .. } => Some((*line, *column)),
+            Self::UnsupportedDecompressor { .. } => None,
+        }
+    }
+
     /// The dotted key path the warning is about.
     pub fn key(&self) -> String {
         match self {

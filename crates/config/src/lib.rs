@@ -126,15 +126,22 @@ impl Config {
         let mut config = Config::default();
         config.load(&root, &KeyPath::root(), &mut cx)?;
         config.apply_defaults();
+        let mut warnings = cx.warnings;
+        // Document order; those without a position last, in walk order.
+        warnings.sort_by_key(|w| w.position().unwrap_or((usize::MAX, 0)));
         Ok(LoadedConfig {
             config,
-            warnings: cx.warnings,
+            warnings,
             source: None,
         })
     }
 
-    /// The effective configuration as TOML (`soci-snapshotter-grpc config dump`).
-    /// Loading the text gives back an equal `Config`, without warnings.
+    /// The effective configuration as TOML (`soci-snapshotter-grpc config dump`),
+    /// with upstream's key names and order. For any `Config` returned by
+    /// [`Config::load`], [`Config::from_toml_str`] or [`Config::default`],
+    /// loading the text gives back an equal `Config`, without warnings. (A
+    /// `Config` changed by hand may hold values that loading rewrites, such as
+    /// a `0` that means "default", or that loading rejects.)
     pub fn dump_toml(&self) -> String {
         let table = match Field::dump(self) {
             Some(toml::Value::Table(table)) => table,
