@@ -45,6 +45,17 @@ pub enum SpanError {
         /// What the blob reader reports.
         actual: u64,
     },
+    /// The blob's size could not be read, also after all retries.
+    #[error("reading the size of layer {layer} failed after {attempts} attempt(s): {source}")]
+    BlobSizeUnavailable {
+        /// The layer.
+        layer: Digest,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        #[source]
+        source: FetchFailure,
+    },
     /// Bytes `[0, start of span 0)` of a gzip layer are not a gzip header.
     #[error("layer {layer}: bytes 0..{end} are not a gzip header: {source}")]
     GzipHeader {
@@ -131,6 +142,14 @@ pub enum SpanError {
         expected: u64,
         /// Bytes produced.
         produced: u64,
+    },
+    /// The thread fetching the span stopped without finishing (it panicked).
+    #[error("the fetch of span {span} of layer {layer} was abandoned")]
+    Abandoned {
+        /// The layer.
+        layer: Digest,
+        /// The span.
+        span: SpanId,
     },
     /// A span id past the last span of the layer.
     #[error("span {span} of layer {layer} does not exist (max span id {max})")]

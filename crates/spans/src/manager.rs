@@ -243,7 +243,6 @@ impl SpanManager {
             });
         }
         let header_len = spans[0].geometry.compressed.start;
-        let max = spans.len() as u32 - 1;
 
         let mgr = SpanManager {
             slots: Mutex::new(
@@ -271,12 +270,8 @@ impl SpanManager {
 
         let actual = mgr
             .with_retries(|| mgr.reader.blob_size(&mgr.layer).map_err(content_failure))
-            .map_err(|(source, attempts)| SpanError::Fetch {
+            .map_err(|(source, attempts)| SpanError::BlobSizeUnavailable {
                 layer: mgr.layer.clone(),
-                first_span: 0,
-                last_span: max,
-                start: 0,
-                end: 0,
                 attempts,
                 source,
             })?;
@@ -493,6 +488,11 @@ impl SpanManager {
                     }
                 }
             }
+            // From here on every claimed span is released, whatever happens.
+            let mut claim = Claim {
+                mgr: self,
+                open: claimed.clone(),
+            };
             let mut done = Vec::with_capacity(pending.len());
             for s in ready {
                 let Some(sink) = sink.as_deref_mut() else {
@@ -510,7 +510,7 @@ impl SpanManager {
                 }
             }
             if !claimed.is_empty() {
-                self.load_claimed(&claimed, sink.as_deref_mut())?;
+                self.load_claimed(&mut claim, sink.as_deref_mut())?;
                 done.extend_from_slice(&claimed);
             }
             if !waiting.is_empty() {
@@ -587,11 +587,11 @@ impl SpanManager {
     /// claimed span is finished before this returns.
     fn load_claimed(
         &self,
-        claimed: &[SpanId],
+        claim: &mut Claim<'_>,
         mut sink: Option<&mut Sink<'_>>,
     ) -> Result<(), SpanError> {
         let mut to_fetch = Vec::new();
-        for &s in claimed {
+        for s in claim.open.clone() {
             let hit = match sink.as_deref_mut() {
                 Some(sink) => self.serve_cached(s, sink),
                 None => {
@@ -606,7 +606,7 @@ impl SpanManager {
                 }
             };
             if hit {
-                self.finish(s, Ok(true));
+                claim.finish(s, Ok(true));
             } else {
                 to_fetch.push(s);
             }
@@ -642,7 +642,7 @@ impl SpanManager {
             if let Err(e) = &outcome {
                 first_error.get_or_insert_with(|| e.clone());
             }
-            self.finish(s, outcome);
+            claim.finish(s, outcome);
         }
         match first_error {
             Some(e) => Err(e),
@@ -831,6 +831,33 @@ impl SpanManager {
                     std::thread::sleep(wait);
                 }
             }
+        }
+    }
+}
+
+/// Spans this thread marked `Fetching`. Whatever is not finished when it is
+/// dropped (a panic in a cache or in decompression) is released with an error,
+/// so that waiters never wait forever.
+struct Claim<'a> {
+    mgr: &'a SpanManager,
+    open: Vec<SpanId>,
+}
+
+impl Claim<'_> {
+    fn finish(&mut self, s: SpanId, outcome: Result<bool, SpanError>) {
+        self.open.retain(|&o| o != s);
+        self.mgr.finish(s, outcome);
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        for s in std::mem::take(&mut self.open) {
+            let err = SpanError::Abandoned {
+                layer: self.mgr.layer.clone(),
+                span: s,
+            };
+            self.mgr.finish(s, Err(err));
         }
     }
 }
