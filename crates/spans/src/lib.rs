@@ -22,6 +22,40 @@
 //! only. The rule it exists to enforce is that no byte reaches a reader unless
 //! the compressed span it came from matched its digest; on any doubt it
 //! returns an error (the filesystem answers `EIO`), never other bytes.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use soci_content::FileRangeReader;
+//! use soci_format::Digest;
+//! use soci_format::testutil::{EndOfArchive, TarEntry, build_tar, gzip_members};
+//! use soci_format::ztoc::{BuildOptions, CompressionAlgorithm, build_ztoc};
+//! use soci_spans::{MemSpanCache, SpanManager, SpanManagerConfig, SpanSource};
+//!
+//! // A gzip layer in a file, and its zTOC.
+//! let tar = build_tar(&[TarEntry::file("hello.txt", b"hello, world\n".to_vec())], EndOfArchive::TwoZeroBlocks);
+//! let blob = gzip_members(&tar.bytes, 6, 1, false);
+//! let ztoc = build_ztoc(&blob[..], CompressionAlgorithm::Gzip, &BuildOptions::default()).unwrap();
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("layer");
+//! std::fs::write(&path, &blob).unwrap();
+//! let digest = Digest::of(&blob);
+//! let reader = FileRangeReader::new();
+//! reader.add(digest.clone(), path);
+//!
+//! let layer = SpanManager::new(
+//!     Arc::new(ztoc),
+//!     digest,
+//!     Arc::new(reader),
+//!     Arc::new(MemSpanCache::new()),
+//!     SpanManagerConfig::default(),
+//! )
+//! .unwrap();
+//! let file = &tar.entries[0];
+//! let mut buf = vec![0u8; file.uncompressed_size as usize];
+//! layer.read_at(file.uncompressed_offset, &mut buf).unwrap();
+//! assert_eq!(buf, b"hello, world\n");
+//! assert_eq!(layer.fetched_percent(), 100.0);
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
