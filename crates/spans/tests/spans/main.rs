@@ -1,0 +1,9 @@
+//! Integration tests of the span manager over real gzip and tar layers.
+
+mod background;
+mod cache;
+mod common;
+mod concurrency;
+mod faults;
+mod read;
+mod validate;
