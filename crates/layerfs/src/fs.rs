@@ -4,7 +4,9 @@
 //! straight to the [`SpanSource`]. The `fuser` glue only converts types.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use crate::source::SpanSource;
@@ -99,6 +101,8 @@ impl OpError {
 /// How an opened file should be cached by the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenFile {
+    /// File handle to pass to [`LayerFs::read`] and [`LayerFs::release`].
+    pub fh: u64,
     /// Keep the page cache across opens (layer files never change).
     pub keep_cache: bool,
     /// Bypass the page cache (the state file changes on every read).
@@ -185,6 +189,13 @@ pub struct LayerFs {
     /// Where `.soci-snapshotter` sits among the root's entries, and whether it
     /// shadows a real entry of that name.
     state_slot: (usize, bool),
+    /// Open handles of the state file and the document each one reads.
+    state_handles: Mutex<HashMap<u64, Vec<u8>>>,
+    next_fh: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl std::fmt::Debug for LayerFs {
@@ -238,6 +249,8 @@ impl LayerFs {
             options,
             created: SystemTime::now(),
             state_slot: slot,
+            state_handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
         }
     }
 
@@ -343,16 +356,29 @@ impl LayerFs {
             return Err(OpError::ReadOnly);
         }
         match inode {
-            Inode::StateFile => Ok(OpenFile {
-                keep_cache: false,
-                direct_io: true,
-            }),
+            Inode::StateFile => {
+                let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+                lock(&self.state_handles).insert(fh, self.state_json());
+                Ok(OpenFile {
+                    fh,
+                    keep_cache: false,
+                    direct_io: true,
+                })
+            }
             Inode::StateDir => Err(OpError::IsDirectory),
             Inode::Tree(n) if self.tree.kind(n) == FileKind::Directory => Err(OpError::IsDirectory),
             Inode::Tree(_) => Ok(OpenFile {
+                fh: 0,
                 keep_cache: true,
                 direct_io: false,
             }),
+        }
+    }
+
+    /// Forget a handle returned by [`open`](Self::open).
+    pub fn release(&self, ino: u64, fh: u64) {
+        if ino == STATE_FILE_INO {
+            lock(&self.state_handles).remove(&fh);
         }
     }
 
@@ -366,10 +392,22 @@ impl LayerFs {
     }
 
     /// Read up to `size` bytes of `ino` at `offset` (short only at end of file).
-    pub fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, OpError> {
+    ///
+    /// The state file is produced on open and again on every read at offset 0,
+    /// so a sequential reader of one handle sees one consistent document.
+    pub fn read(&self, ino: u64, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, OpError> {
         let node = match self.inode(ino)? {
             Inode::StateFile => {
-                let json = self.state_json();
+                let mut handles = lock(&self.state_handles);
+                let json = match handles.get_mut(&fh) {
+                    Some(json) => {
+                        if offset == 0 {
+                            *json = self.state_json();
+                        }
+                        Cow::Borrowed(&json[..])
+                    }
+                    None => Cow::Owned(self.state_json()),
+                };
                 let start = (offset.min(json.len() as u64)) as usize;
                 let end = start.saturating_add(size as usize).min(json.len());
                 return Ok(json[start..end].to_vec());
@@ -624,10 +662,10 @@ mod tests {
         let (dir, _) = fs.lookup(ROOT_INO, b"a").unwrap();
         let (f, attr) = fs.lookup(dir, b"f").unwrap();
         assert_eq!(attr.size, 100);
-        assert_eq!(fs.read(f, 0, 4096).unwrap(), &data[1000..1100]);
-        assert_eq!(fs.read(f, 90, 50).unwrap(), &data[1090..1100]);
-        assert!(fs.read(f, 100, 10).unwrap().is_empty());
-        assert_eq!(fs.read(dir, 0, 1), Err(OpError::IsDirectory));
+        assert_eq!(fs.read(f, 0, 0, 4096).unwrap(), &data[1000..1100]);
+        assert_eq!(fs.read(f, 0, 90, 50).unwrap(), &data[1090..1100]);
+        assert!(fs.read(f, 0, 100, 10).unwrap().is_empty());
+        assert_eq!(fs.read(dir, 0, 0, 1), Err(OpError::IsDirectory));
         assert_eq!(fs.getattr(999), Err(OpError::NotFound));
         assert_eq!(fs.getattr(0), Err(OpError::NotFound));
         assert_eq!(fs.lookup(f, b"x"), Err(OpError::NotDirectory));
@@ -636,21 +674,56 @@ mod tests {
         assert_eq!(fs.lookup(dir, b"..").unwrap().0, ROOT_INO);
     }
 
+    /// Collects formatted log lines.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn failing_source_is_eio() {
+        let fs = layer(
+            &[meta("sub/dir/f", entry_type::REG, 512, 10)],
+            Arc::new(FailingSpanSource::new(2048)),
+        );
+        let f = fs.ino(fs.tree().resolve("sub/dir/f").unwrap());
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let logs = logs.clone();
+                move || logs.clone()
+            })
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            assert_eq!(fs.read(f, 0, 0, 10), Err(OpError::Io));
+        });
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("WARN"), "{text}");
+        assert!(text.contains("file=/sub/dir/f"), "{text}");
+        assert!(text.contains("layer_offset=512"), "{text}");
+        assert!(text.contains("span fetch failed"), "{text}");
         let fs = layer(
             &[meta("f", entry_type::REG, 512, 10)],
             Arc::new(FailingSpanSource::new(2048)),
         );
         let (f, _) = fs.lookup(ROOT_INO, b"f").unwrap();
-        assert_eq!(fs.read(f, 0, 10), Err(OpError::Io));
+        assert_eq!(fs.read(f, 0, 0, 10), Err(OpError::Io));
         assert_eq!(OpError::Io.errno(), 5);
         // A source shorter than the TOC claims is EIO too.
         let fs = layer(
             &[meta("f", entry_type::REG, 512, 10)],
             Arc::new(MemSpanSource::new(vec![0; 515])),
         );
-        assert_eq!(fs.read(f, 0, 10), Err(OpError::Io));
+        assert_eq!(fs.read(f, 0, 0, 10), Err(OpError::Io));
     }
 
     #[test]
@@ -683,10 +756,13 @@ mod tests {
         assert_eq!((ino, attr.mode), (STATE_DIR_INO, 0o40500));
         let (ino, attr) = fs.lookup(STATE_DIR_INO, b"sha256:00.json").unwrap();
         assert_eq!(ino, STATE_FILE_INO);
-        let json = fs.read(ino, 0, 4096).unwrap();
+        let json = fs.read(ino, 0, 0, 4096).unwrap();
         assert_eq!(attr.size, json.len() as u64);
         assert!(json.ends_with(b"\"fetchedPercent\":50}\n"));
-        assert!(fs.open(ino, false).unwrap().direct_io);
+        let open = fs.open(ino, false).unwrap();
+        assert!(open.direct_io && open.fh != 0);
+        assert_eq!(fs.read(ino, open.fh, 10, 5).unwrap(), &json[10..15]);
+        fs.release(ino, open.fh);
 
         // A real entry of that name is shadowed, not listed twice.
         let fs = layer(

@@ -114,7 +114,7 @@ impl Filesystem for FuseLayer {
                 if o.direct_io {
                     f |= FopenFlags::FOPEN_DIRECT_IO;
                 }
-                reply.opened(FileHandle(0), f)
+                reply.opened(FileHandle(o.fh), f)
             }
             Err(e) => reply.error(errno(e)),
         }
@@ -124,14 +124,14 @@ impl Filesystem for FuseLayer {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.0.read(ino.0, offset, size) {
+        match self.0.read(ino.0, fh.0, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(errno(e)),
         }
@@ -140,13 +140,14 @@ impl Filesystem for FuseLayer {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
+        ino: INodeNo,
+        fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.0.release(ino.0, fh.0);
         reply.ok()
     }
 
