@@ -153,7 +153,11 @@ impl Filesystem for FuseLayer {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.0.opendir(ino.0) {
-            Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            // Listings never change: let the kernel cache them.
+            Ok(()) => reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+            ),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -474,5 +478,19 @@ impl MountHandle {
 impl Drop for MountHandle {
     fn drop(&mut self) {
         let _ = self.unmount_inner();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_cross_threads() {
+        shareable::<MountHandle>();
+        shareable::<FuseLayer>();
+        shareable::<LayerFs>();
     }
 }

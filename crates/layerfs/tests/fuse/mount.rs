@@ -423,3 +423,73 @@ fn mount_options_and_statfs() {
     m.unmount();
     assert_eq!(Arc::strong_count(&source), 1);
 }
+
+#[test]
+fn parallel_reads_agree() {
+    if !fuse_required() {
+        return;
+    }
+    let scratch = Scratch::new("parallel_reads_agree");
+    let layer = Layer::new(&rich_entries());
+    let m = Mounted::new(
+        mem_fs(&layer, TreeOptions::default()),
+        scratch.path().join("mnt"),
+    );
+    let files: Vec<(String, Vec<u8>)> = layer
+        .files()
+        .filter(|(e, _)| e.entry_type == "reg" && !e.name.contains(".wh."))
+        .map(|(e, c)| (crate::util::rel(&e.name), c.to_vec()))
+        .collect();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (files, m) = (&files, &m);
+            s.spawn(move || {
+                for round in 0..3 {
+                    for (i, (path, content)) in files.iter().enumerate() {
+                        if (i + t + round) % 2 == 0 {
+                            assert!(fs::read(m.join(path)).unwrap() == *content, "{path}");
+                        } else {
+                            let f = fs::File::open(m.join(path)).unwrap();
+                            let mut buf = vec![0u8; 1000];
+                            let off = content.len() / 3;
+                            let n = std::os::unix::fs::FileExt::read_at(&f, &mut buf, off as u64)
+                                .unwrap();
+                            assert_eq!(&buf[..n], &content[off..(off + 1000).min(content.len())]);
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn busy_unmount_detaches_lazily() {
+    if !fuse_required() {
+        return;
+    }
+    let scratch = Scratch::new("busy_unmount_detaches_lazily");
+    let layer = Layer::new(&rich_entries());
+    let path = scratch.path().join("mnt");
+    fs::create_dir_all(&path).unwrap();
+    let handle = soci_layerfs::mount(
+        mem_fs(&layer, TreeOptions::default()),
+        &path,
+        &soci_layerfs::MountOptions::default(),
+    )
+    .unwrap();
+    let open = fs::File::open(path.join("etc/hostname")).unwrap();
+    let err = handle
+        .unmount()
+        .expect_err("an open file keeps the mount busy");
+    assert!(
+        err.to_string().contains("unmount layer filesystem at"),
+        "{err}"
+    );
+    assert!(mountinfo_line(&path).is_none(), "busy mount is detached");
+    // The open file still reads through the detached mount.
+    let mut buf = [0u8; 6];
+    let n = std::os::unix::fs::FileExt::read_at(&open, &mut buf, 0).unwrap();
+    assert_eq!(&buf[..n], b"layer\n");
+    drop(open);
+}
