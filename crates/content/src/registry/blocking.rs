@@ -2,12 +2,14 @@
 //! [`BlobRangeReader`] for the span manager and a [`BlobSource`] / [`Layout`]
 //! for the indexer.
 //!
-//! Both wait for futures on a [`BlockingRuntime`]. Waiting is done so that it
-//! cannot stall an async runtime: from a plain thread the future is driven
-//! with `block_on`; from a worker of a multi-threaded runtime the worker is
-//! first handed off with `block_in_place`; from a single-threaded runtime
-//! the future is driven on a helper thread when the runtime is our own, and
-//! refused otherwise (that would deadlock).
+//! Both wait for futures on a [`BlockingRuntime`], which is always a
+//! multi-threaded tokio runtime (our own, or a borrowed one), so its workers
+//! drive the I/O while the caller waits. Waiting never stalls or deadlocks a
+//! runtime: from a plain thread the future is driven with `block_on`; from a
+//! thread of a multi-threaded runtime (a worker or a `spawn_blocking` thread)
+//! inside `block_in_place`, which hands a worker's tasks to other workers;
+//! from a thread of a single-threaded runtime on a helper thread (that
+//! runtime cannot be the one we wait on, which is multi-threaded).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -57,13 +59,22 @@ impl BlockingRuntime {
         })
     }
 
-    /// Use the caller's runtime. Calls from a thread of a single-threaded
-    /// runtime then fail with [`ContentError::Blocking`].
-    pub fn from_handle(handle: Handle) -> BlockingRuntime {
-        BlockingRuntime {
+    /// Use the caller's runtime, which must be multi-threaded: a
+    /// single-threaded runtime cannot drive our requests while its only
+    /// thread waits for them.
+    pub fn from_handle(handle: Handle) -> Result<BlockingRuntime, ContentError> {
+        if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
+            return Err(ContentError::Blocking {
+                reason: "the borrowed tokio runtime is single-threaded; borrow a \
+                         multi-threaded one or let the adapter own its runtime \
+                         (BlockingRuntime::new)"
+                    .into(),
+            });
+        }
+        Ok(BlockingRuntime {
             owned: None,
             handle,
-        }
+        })
     }
 
     /// The runtime's handle.
@@ -77,26 +88,18 @@ impl BlockingRuntime {
         F: Future + Send,
         F::Output: Send,
     {
-        match Handle::try_current() {
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
             Err(_) => Ok(self.handle.block_on(fut)),
-            Ok(current) => match current.runtime_flavor() {
-                RuntimeFlavor::MultiThread => {
-                    Ok(tokio::task::block_in_place(|| self.handle.block_on(fut)))
-                }
-                _ if self.owned.is_some() => std::thread::scope(|s| {
-                    s.spawn(|| self.handle.block_on(fut)).join().map_err(|_| {
-                        ContentError::Blocking {
-                            reason: "the registry request panicked".into(),
-                        }
+            Ok(RuntimeFlavor::MultiThread) => {
+                Ok(tokio::task::block_in_place(|| self.handle.block_on(fut)))
+            }
+            Ok(_) => std::thread::scope(|s| {
+                s.spawn(|| self.handle.block_on(fut))
+                    .join()
+                    .map_err(|_| ContentError::Blocking {
+                        reason: "the registry request panicked".into(),
                     })
-                }),
-                _ => Err(ContentError::Blocking {
-                    reason: "called from a single-threaded tokio runtime whose handle the adapter \
-                             borrows; call it from tokio::task::spawn_blocking or give it its own \
-                             runtime (BlockingRuntime::new)"
-                        .into(),
-                }),
-            },
+            }),
         }
     }
 }
@@ -329,7 +332,7 @@ impl Read for StreamReader<'_> {
             let next = self
                 .rt
                 .block_on(self.stream.next())
-                .map_err(|e| io::Error::other(e))?;
+                .map_err(io::Error::other)?;
             match next {
                 None => return Ok(0),
                 Some(Ok(b)) => self.buf = b,

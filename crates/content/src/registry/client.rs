@@ -1012,7 +1012,7 @@ impl RegistryClient {
             let batch: Vec<Range<u64>> = if covering {
                 let start = missing.iter().map(|r| r.start).min().expect("non-empty");
                 let end = missing.iter().map(|r| r.end).max().expect("non-empty");
-                vec![start..end]
+                std::iter::once(start..end).collect()
             } else {
                 let groups = ranges::coalesce(&missing, ranges::MERGE_GAP);
                 groups

@@ -101,13 +101,13 @@ pub(crate) fn multipart_boundary(content_type: &str) -> Option<String> {
     None
 }
 
+/// One part of a `multipart/byteranges` body: its range and bytes.
+pub(crate) type Part<'a> = (Range<u64>, &'a [u8]);
+
 /// Split a `multipart/byteranges` body into `(range, bytes)` parts. Each
 /// part's length comes from its `Content-Range`, so binary data that happens
 /// to contain the boundary is handled.
-pub(crate) fn parse_multipart<'a>(
-    body: &'a [u8],
-    boundary: &str,
-) -> Result<Vec<(Range<u64>, &'a [u8])>, String> {
+pub(crate) fn parse_multipart<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, String> {
     let delim = format!("--{boundary}");
     let delim = delim.as_bytes();
     let mut pos = find(body, delim, 0).ok_or("multipart body has no boundary")?;
@@ -202,7 +202,7 @@ impl Extractor {
             .zip(&self.out)
             .filter_map(|(r, b)| {
                 let next = r.start + b.len() as u64;
-                (next < r.end).then(|| next..r.end)
+                (next < r.end).then_some(next..r.end)
             })
             .collect()
     }
@@ -214,6 +214,7 @@ impl Extractor {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

@@ -104,7 +104,8 @@ impl TestRegistry {
                 if let Ok(Some(status)) = child.try_wait() {
                     last_err = format!(
                         "docker-registry exited with {status}: {}",
-                        std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default()
+                        std::fs::read_to_string(dir.path().join("registry.log"))
+                            .unwrap_or_default()
                     );
                     break;
                 }
