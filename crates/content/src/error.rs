@@ -2,6 +2,8 @@ use std::path::PathBuf;
 
 use soci_format::Digest;
 
+use crate::registry::ReferenceError;
+
 /// Errors of content access. Every variant names the object it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum ContentError {
@@ -58,6 +60,90 @@ pub enum ContentError {
         limit: u64,
         /// What it was expected to be.
         kind: &'static str,
+    },
+    /// The registry rejected the request's credentials (HTTP 401 or 403).
+    #[error(
+        "authentication to {registry} failed: {reason}; log in with `docker login {registry}` or pass --user"
+    )]
+    Unauthorized {
+        /// The registry (`host[:port]`).
+        registry: String,
+        /// What was refused and which credentials were tried.
+        reason: String,
+    },
+    /// The registry could not be reached (connection refused, DNS, TLS, timeout).
+    #[error(
+        "cannot reach registry {registry} ({url}): {reason}; check the address and that the registry is running{hint}"
+    )]
+    Unreachable {
+        /// The registry (`host[:port]`).
+        registry: String,
+        /// The URL that failed.
+        url: String,
+        /// The transport error.
+        reason: String,
+        /// A hint on `--plain-http` / `--skip-verify`, or empty.
+        hint: String,
+    },
+    /// A manifest (by tag or digest) does not exist in the repository.
+    #[error("manifest {reference} not found: check the repository name and the tag or digest")]
+    ManifestNotFound {
+        /// The full reference (`registry/repository:tag` or `@digest`).
+        reference: String,
+    },
+    /// The registry answered an operation with an error.
+    #[error(
+        "registry {registry}: {operation} {object} in repository {repository} failed: {reason}"
+    )]
+    Registry {
+        /// The registry (`host[:port]`).
+        registry: String,
+        /// The repository.
+        repository: String,
+        /// What was being done (`push blob`, `get manifest`, ...).
+        operation: &'static str,
+        /// The digest or tag concerned.
+        object: String,
+        /// The status and the registry's message.
+        reason: String,
+    },
+    /// A byte-range read could not be served as asked.
+    #[error("reading {ranges} of blob {digest} from {store} failed: {reason}")]
+    BadRange {
+        /// The blob.
+        digest: Digest,
+        /// Where it was read from.
+        store: String,
+        /// The ranges asked for, as text.
+        ranges: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Credentials could not be read from a docker config or credential helper.
+    #[error("cannot get credentials for {registry} from {origin}: {reason}")]
+    Credentials {
+        /// The registry.
+        registry: String,
+        /// Where they were looked up (a config file, a helper, `--user`).
+        origin: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An image reference or location that does not parse.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// The HTTP client could not be set up (TLS configuration).
+    #[error("cannot set up the registry client: {reason}")]
+    Setup {
+        /// What failed.
+        reason: String,
+    },
+    /// A blocking adapter was used where it cannot wait (e.g. on a
+    /// single-threaded async runtime's thread).
+    #[error("cannot wait for the registry here: {reason}")]
+    Blocking {
+        /// Why, and what to do instead.
+        reason: String,
     },
 }
 

@@ -101,6 +101,7 @@ impl BlobRangeReader for FileRangeReader {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 
