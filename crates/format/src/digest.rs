@@ -124,9 +124,19 @@ mod tests {
     #[test]
     fn parse_rejects_bad() {
         assert!("sha256:abc".parse::<Digest>().is_err());
-        assert!("md5:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a".parse::<Digest>().is_err());
-        assert!("sha256:44136FA355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a".parse::<Digest>().is_err());
-        let d: Digest = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a".parse().unwrap();
+        assert!(
+            "md5:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+                .parse::<Digest>()
+                .is_err()
+        );
+        assert!(
+            "sha256:44136FA355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+                .parse::<Digest>()
+                .is_err()
+        );
+        let d: Digest = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+            .parse()
+            .unwrap();
         assert_eq!(d, Digest::of(b"{}"));
     }
 }

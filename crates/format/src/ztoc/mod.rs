@@ -143,7 +143,9 @@ pub enum ZtocError {
     #[error("invalid ztoc: {0}")]
     Invalid(String),
     /// Two entries overlap, or an entry starts before the previous one ends.
-    #[error("invalid toc entry {name:?} at offset {offset}: overlaps the previous entry (ends at {previous_end})")]
+    #[error(
+        "invalid toc entry {name:?} at offset {offset}: overlaps the previous entry (ends at {previous_end})"
+    )]
     InvalidTocEntry {
         /// Entry name.
         name: String,

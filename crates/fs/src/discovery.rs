@@ -1,0 +1,249 @@
+//! Finding an image's SOCI index and fetching its artifacts into the local store.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use soci_artifacts::{ArtifactEntry, ArtifactType, ArtifactsDb, SociStore};
+use soci_content::BlobSource;
+use soci_content::registry::{RegistryClient, Repository};
+use soci_format::Digest;
+use soci_format::json::{self, IndexVersion, Manifest, SociIndex};
+
+/// zTOCs and prefetch artifacts are bounded: refuse absurd descriptors before fetching.
+const MAX_ZTOC_SIZE: i64 = 1 << 30;
+/// SOCI index manifests are small.
+const MAX_INDEX_SIZE: u64 = 16 << 20;
+
+/// Why an image gets no lazy loading (it is then pulled by containerd).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct NoIndex(pub String);
+
+/// The zTOC of one layer.
+#[derive(Debug, Clone)]
+pub struct ZtocRef {
+    /// Digest of the zTOC blob in the soci store.
+    pub digest: Digest,
+    /// The `com.amazon.soci.disable-xattrs` annotation was set.
+    pub disable_xattrs: bool,
+}
+
+/// The SOCI artifacts of one image manifest, present in the local store.
+#[derive(Debug, Clone)]
+pub struct ImageArtifacts {
+    /// Digest of the SOCI index.
+    pub index_digest: Digest,
+    /// Index version.
+    pub version: IndexVersion,
+    /// How it was found (`label`, `v2 annotation`, `v1 referrers`).
+    pub found_by: &'static str,
+    /// zTOCs by layer digest.
+    pub ztocs: HashMap<String, ZtocRef>,
+}
+
+/// Where to look for an index, in upstream's order.
+pub(crate) struct Discovery<'a> {
+    pub client: &'a RegistryClient,
+    pub repo: &'a Repository,
+    pub manifest: &'a Digest,
+    pub explicit: Option<Digest>,
+    pub v1: bool,
+    pub v2: bool,
+    pub store: &'a SociStore,
+    pub db: &'a ArtifactsDb,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Discovery<'_> {
+    async fn find_index(&self) -> Result<(Digest, &'static str), NoIndex> {
+        if let Some(d) = &self.explicit {
+            return Ok((d.clone(), "label"));
+        }
+        if self.v2 {
+            let m = self
+                .client
+                .get_manifest(self.repo, &self.manifest.to_string())
+                .await
+                .map_err(|e| {
+                    NoIndex(format!(
+                        "cannot fetch image manifest {}: {e}",
+                        self.manifest
+                    ))
+                })?;
+            let manifest = Manifest::from_json(&m.bytes).map_err(|e| {
+                NoIndex(format!(
+                    "cannot parse image manifest {}: {e}",
+                    self.manifest
+                ))
+            })?;
+            if let Some(d) = manifest.annotations.get(json::ANNOTATION_SOCI_INDEX_DIGEST) {
+                let d: Digest = d.parse().map_err(|e| {
+                    NoIndex(format!(
+                        "image manifest {} has an invalid {} annotation: {e}",
+                        self.manifest,
+                        json::ANNOTATION_SOCI_INDEX_DIGEST
+                    ))
+                })?;
+                return Ok((d, "v2 annotation"));
+            }
+        }
+        if self.v1 {
+            let r = self
+                .client
+                .referrers(
+                    self.repo,
+                    self.manifest,
+                    Some(json::SOCI_INDEX_ARTIFACT_TYPE_V1),
+                )
+                .await
+                .map_err(|e| NoIndex(format!("cannot list referrers of {}: {e}", self.manifest)))?;
+            if let Some(first) = r.manifests.first() {
+                let d: Digest = first
+                    .digest
+                    .parse()
+                    .map_err(|e| NoIndex(format!("invalid referrer of {}: {e}", self.manifest)))?;
+                return Ok((d, "v1 referrers"));
+            }
+        }
+        let mut modes = Vec::new();
+        if self.v2 {
+            modes.push("no com.amazon.soci.index-digest annotation on the image manifest (convert the image with `soci convert`)");
+        } else {
+            modes.push("SOCI index manifest v2 discovery is disabled ([pull_modes.soci_v2] enable = false)");
+        }
+        if self.v1 {
+            modes.push("no SOCI index v1 among the manifest's referrers");
+        } else {
+            modes.push(
+                "v1 discovery is disabled (enable it with [pull_modes.soci_v1] enable = true)",
+            );
+        }
+        Err(NoIndex(format!(
+            "no SOCI index for image manifest {}: {}",
+            self.manifest,
+            modes.join("; ")
+        )))
+    }
+
+    /// Find the index and make sure it and its zTOCs are in the local store.
+    pub async fn run(&self) -> Result<ImageArtifacts, NoIndex> {
+        let (index_digest, found_by) = self.find_index().await?;
+        let bytes = if self.store.has_blob(&index_digest) {
+            self.store
+                .read_blob(&index_digest, MAX_INDEX_SIZE, "SOCI index")
+                .map_err(|e| NoIndex(format!("unable to fetch SOCI artifacts: {e}")))?
+        } else {
+            let m = self
+                .client
+                .get_manifest(self.repo, &index_digest.to_string())
+                .await
+                .map_err(|e| {
+                    NoIndex(format!(
+                        "unable to fetch SOCI artifacts: SOCI index {index_digest}: {e}"
+                    ))
+                })?;
+            self.store
+                .put_verified(&index_digest, &m.bytes)
+                .map_err(|e| NoIndex(format!("unable to store SOCI index {index_digest}: {e}")))?;
+            m.bytes
+        };
+        let index = SociIndex::from_manifest_bytes(&bytes)
+            .map_err(|e| NoIndex(format!("SOCI index {index_digest} is invalid: {e}")))?;
+        let mut ztocs = HashMap::new();
+        for blob in &index.blobs {
+            if blob.media_type != json::SOCI_LAYER_MEDIA_TYPE {
+                continue;
+            }
+            let Some(layer) = blob.annotations.get(json::ANNOTATION_IMAGE_LAYER_DIGEST) else {
+                continue;
+            };
+            let digest: Digest = blob.digest.parse().map_err(|e| {
+                NoIndex(format!(
+                    "SOCI index {index_digest} names an invalid zTOC: {e}"
+                ))
+            })?;
+            if blob.size <= 0 || blob.size > MAX_ZTOC_SIZE {
+                return Err(NoIndex(format!(
+                    "SOCI index {index_digest} gives zTOC {digest} an impossible size {}",
+                    blob.size
+                )));
+            }
+            if !self.store.has_blob(&digest) {
+                let b = self
+                    .client
+                    .get_blob(self.repo, &digest)
+                    .await
+                    .map_err(|e| {
+                        NoIndex(format!(
+                            "unable to fetch SOCI artifacts: zTOC {digest}: {e}"
+                        ))
+                    })?;
+                if b.len() as i64 != blob.size {
+                    return Err(NoIndex(format!(
+                        "zTOC {digest} is {} bytes, but the SOCI index says {}",
+                        b.len(),
+                        blob.size
+                    )));
+                }
+                self.store
+                    .put_verified(&digest, &b)
+                    .map_err(|e| NoIndex(format!("unable to store zTOC {digest}: {e}")))?;
+            }
+            let span_size = blob
+                .annotations
+                .get(json::ANNOTATION_SPAN_SIZE)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let _ = self.db.put(&ArtifactEntry {
+                digest: digest.to_string(),
+                size: blob.size as u64,
+                artifact_type: ArtifactType::Ztoc,
+                original_digest: layer.clone(),
+                image_digest: String::new(),
+                platform: String::new(),
+                location: layer.clone(),
+                media_type: blob.media_type.clone(),
+                index_artifact_type: String::new(),
+                span_size,
+                created_at: now(),
+                image_index_digest: String::new(),
+            });
+            ztocs.insert(
+                layer.clone(),
+                ZtocRef {
+                    digest,
+                    disable_xattrs: blob
+                        .annotations
+                        .get(json::ANNOTATION_DISABLE_XATTRS)
+                        .is_some_and(|v| v == json::DISABLE_XATTRS_TRUE),
+                },
+            );
+        }
+        let _ = self.db.put(&ArtifactEntry {
+            digest: index_digest.to_string(),
+            size: bytes.len() as u64,
+            artifact_type: ArtifactType::Index,
+            original_digest: self.manifest.to_string(),
+            image_digest: String::new(),
+            platform: String::new(),
+            location: self.manifest.to_string(),
+            media_type: json::MEDIA_TYPE_OCI_MANIFEST.to_string(),
+            index_artifact_type: index.artifact_type().to_string(),
+            span_size: 0,
+            created_at: now(),
+            image_index_digest: String::new(),
+        });
+        Ok(ImageArtifacts {
+            index_digest,
+            version: index.version,
+            found_by,
+            ztocs,
+        })
+    }
+}

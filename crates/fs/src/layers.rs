@@ -1,0 +1,424 @@
+//! [`SociFs`]: the snapshotter's remote-layer implementation.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use soci_artifacts::{ArtifactsDb, SociStore};
+use soci_content::BlobSource;
+use soci_content::registry::{
+    BlockingRuntime, ImageReference, RegistryClient, RegistryOptions, RegistryRangeReader,
+};
+use soci_format::Digest;
+use soci_format::ztoc::Ztoc;
+use soci_layerfs::{InodeTree, LayerFs, MountHandle, MountOptions, TreeOptions};
+use soci_snapshotter::{RemoteError, RemoteLayers, RemoteOutcome, RemotePrepare, RemoteSnapshot};
+use soci_spans::{
+    BackgroundFetcher, DiskSpanCache, SpanManager, SpanManagerConfig, SpanSource as _,
+};
+use tracing::{info, warn};
+
+use crate::discovery::{Discovery, ImageArtifacts};
+use crate::labels;
+
+const MAX_ZTOC_READ: u64 = 1 << 30;
+
+/// Settings of [`SociFs`].
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    /// The daemon's root directory (`--root`).
+    pub root: PathBuf,
+    /// The parsed `config.toml`.
+    pub config: soci_config::Config,
+    /// How to reach registries.
+    pub registry: RegistryOptions,
+    /// FUSE worker threads per mounted layer.
+    pub fuse_threads: usize,
+}
+
+struct Mounted {
+    handle: MountHandle,
+    spans: Arc<SpanManager>,
+}
+
+struct Inner {
+    opts: FsOptions,
+    store: SociStore,
+    db: ArtifactsDb,
+    client: RegistryClient,
+    blocking: Arc<BlockingRuntime>,
+    cache: Arc<DiskSpanCache>,
+    images: tokio::sync::Mutex<HashMap<String, Arc<ImageArtifacts>>>,
+    mounts: Mutex<HashMap<PathBuf, Mounted>>,
+    background: Option<BackgroundFetcher>,
+}
+
+/// Lazily loaded layers for the snapshotter (implements [`RemoteLayers`]).
+#[derive(Clone)]
+pub struct SociFs {
+    inner: Arc<Inner>,
+}
+
+/// Errors of mounting a layer.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct FsError(String);
+
+fn err(msg: impl Into<String>) -> RemoteError {
+    Box::new(FsError(msg.into()))
+}
+
+impl SociFs {
+    /// Open the stores under `opts.root` and set up the registry client.
+    pub fn new(opts: FsOptions) -> Result<SociFs, RemoteError> {
+        std::fs::create_dir_all(&opts.root)
+            .map_err(|e| err(format!("create {}: {e}", opts.root.display())))?;
+        let store = SociStore::open(&soci_artifacts::content_store_path(&opts.root))?;
+        let db = ArtifactsDb::open(&soci_artifacts::artifacts_db_path(&opts.root))?;
+        let client = RegistryClient::new(opts.registry.clone())?;
+        let blocking = Arc::new(BlockingRuntime::new()?);
+        let cache = Arc::new(DiskSpanCache::new(
+            opts.root.join("soci").join("spancache"),
+        )?);
+        let bg = &opts.config.background_fetch;
+        let background = (!bg.disable).then(|| {
+            BackgroundFetcher::new(soci_spans::BackgroundFetchConfig {
+                fetch_period: bg
+                    .fetch_period_msec
+                    .duration()
+                    .unwrap_or(Duration::from_millis(500)),
+                silence_period: bg
+                    .silence_period_msec
+                    .duration()
+                    .unwrap_or(Duration::from_secs(30)),
+                max_queue_size: if bg.max_queue_size < 0 {
+                    usize::MAX
+                } else {
+                    bg.max_queue_size as usize
+                },
+                drop_policy: match bg.drop_policy {
+                    soci_config::DropPolicy::Oldest => soci_spans::DropPolicy::Oldest,
+                    _ => soci_spans::DropPolicy::Newest,
+                },
+                workers: 1,
+            })
+        });
+        Ok(SociFs {
+            inner: Arc::new(Inner {
+                opts,
+                store,
+                db,
+                client,
+                blocking,
+                cache,
+                images: tokio::sync::Mutex::new(HashMap::new()),
+                mounts: Mutex::new(HashMap::new()),
+                background,
+            }),
+        })
+    }
+
+    /// Bytes fetched and total size of the layer mounted at `mountpoint`.
+    pub fn layer_progress(&self, mountpoint: &Path) -> Option<(u64, u64)> {
+        let mounts = self.inner.mounts.lock().expect("poisoned");
+        mounts
+            .get(mountpoint)
+            .map(|m| (m.spans.fetched_size(), m.spans.state().size))
+    }
+
+    fn span_config(&self) -> SpanManagerConfig {
+        let blob = &self.inner.opts.config.blob;
+        SpanManagerConfig {
+            max_retries: blob.max_retries.clamp(0, 100) as u32,
+            min_wait: blob
+                .min_wait_msec
+                .duration()
+                .unwrap_or(Duration::from_millis(30)),
+            max_wait: blob
+                .max_wait_msec
+                .duration()
+                .unwrap_or(Duration::from_secs(300)),
+            max_span_verification_retries: blob.max_span_verification_retries.clamp(0, 100) as u32,
+            ..SpanManagerConfig::default()
+        }
+    }
+
+    async fn artifacts(
+        &self,
+        image_ref: &ImageReference,
+        manifest: &Digest,
+        explicit: Option<Digest>,
+    ) -> Result<Arc<ImageArtifacts>, String> {
+        let key = manifest.to_string();
+        let mut images = self.inner.images.lock().await;
+        if let Some(a) = images.get(&key) {
+            return Ok(a.clone());
+        }
+        let modes = &self.inner.opts.config.pull_modes;
+        let found = Discovery {
+            client: &self.inner.client,
+            repo: image_ref.repository(),
+            manifest,
+            explicit,
+            v1: modes.soci_v1.enable,
+            v2: modes.soci_v2.enable,
+            store: &self.inner.store,
+            db: &self.inner.db,
+        }
+        .run()
+        .await
+        .map_err(|e| e.0)?;
+        let found = Arc::new(found);
+        images.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// Mount the layer described by `labels` at `mountpoint`, or say why not.
+    async fn mount_layer(
+        &self,
+        labels: &soci_snapshotter::Labels,
+        mountpoint: &Path,
+    ) -> Result<Option<String>, RemoteError> {
+        let get = |k: &str| labels.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let (Some(image_ref), Some(manifest), Some(layer)) = (
+            get(labels::IMAGE_REF),
+            get(labels::MANIFEST_DIGEST),
+            get(labels::LAYER_DIGEST),
+        ) else {
+            return Ok(Some(format!(
+                "the prepare request lacks the {}, {} or {} label",
+                labels::IMAGE_REF,
+                labels::MANIFEST_DIGEST,
+                labels::LAYER_DIGEST
+            )));
+        };
+        let min = self.inner.opts.config.snapshotter.min_layer_size;
+        if min > 0
+            && let Some(size) = get(labels::LAYER_SIZE).and_then(|s| s.parse::<i64>().ok())
+            && size < min
+        {
+            return Ok(Some(format!(
+                "layer size {size} is below [snapshotter] min_layer_size {min}"
+            )));
+        }
+        let image_ref: ImageReference = image_ref
+            .parse()
+            .map_err(|e| err(format!("invalid image reference {image_ref:?}: {e}")))?;
+        let manifest: Digest = manifest
+            .parse()
+            .map_err(|e| err(format!("invalid manifest digest label: {e}")))?;
+        let layer: Digest = layer
+            .parse()
+            .map_err(|e| err(format!("invalid layer digest label: {e}")))?;
+        let explicit = match get(labels::INDEX_DIGEST) {
+            Some(d) => Some(
+                d.parse::<Digest>()
+                    .map_err(|e| err(format!("invalid {} label: {e}", labels::INDEX_DIGEST)))?,
+            ),
+            None => None,
+        };
+        let artifacts = match self.artifacts(&image_ref, &manifest, explicit).await {
+            Ok(a) => a,
+            Err(reason) => return Ok(Some(reason)),
+        };
+        let Some(ztoc_ref) = artifacts.ztocs.get(&layer.to_string()).cloned() else {
+            return Ok(Some(format!(
+                "SOCI index {} has no zTOC for layer {layer} (a small or unsupported layer)",
+                artifacts.index_digest
+            )));
+        };
+        let this = self.clone();
+        let mountpoint = mountpoint.to_path_buf();
+        let size_label = get(labels::LAYER_SIZE).and_then(|s| s.parse::<u64>().ok());
+        let index_digest = artifacts.index_digest.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), RemoteError> {
+            let inner = &this.inner;
+            let bytes = inner
+                .store
+                .read_blob(&ztoc_ref.digest, MAX_ZTOC_READ, "zTOC")?;
+            let ztoc = Arc::new(
+                Ztoc::from_bytes(&bytes)
+                    .map_err(|e| err(format!("zTOC {} of layer {layer}: {e}", ztoc_ref.digest)))?,
+            );
+            let reader = RegistryRangeReader::new(
+                inner.client.clone(),
+                image_ref.repository().clone(),
+                inner.blocking.clone(),
+            );
+            if let Some(size) = size_label {
+                reader.set_size(layer.clone(), size);
+            }
+            let spans = Arc::new(
+                SpanManager::new(
+                    ztoc.clone(),
+                    layer.clone(),
+                    Arc::new(reader),
+                    inner.cache.clone(),
+                    this.span_config(),
+                )
+                .map_err(|e| err(format!("layer {layer}: {e}")))?,
+            );
+            let tree = InodeTree::from_ztoc(
+                &ztoc,
+                &TreeOptions {
+                    disable_xattrs: ztoc_ref.disable_xattrs,
+                    ..TreeOptions::default()
+                },
+            )
+            .map_err(|e| err(format!("layer {layer}: {e}")))?;
+            let state_spans = spans.clone();
+            let state: soci_layerfs::StateFn = Arc::new(move || {
+                let s = state_spans.state();
+                soci_layerfs::LayerState {
+                    error: None,
+                    digest: s.digest.to_string(),
+                    size: s.size,
+                    fetched_size: s.fetched_size,
+                    fetched_percent: s.fetched_percent,
+                }
+            });
+            let fuse = &inner.opts.config.fuse;
+            let fs_opts = soci_layerfs::FsOptions {
+                attr_timeout: fuse
+                    .attr_timeout
+                    .duration()
+                    .unwrap_or(Duration::from_secs(1)),
+                entry_timeout: fuse
+                    .entry_timeout
+                    .duration()
+                    .unwrap_or(Duration::from_secs(1)),
+                negative_timeout: fuse
+                    .negative_timeout
+                    .duration()
+                    .unwrap_or(Duration::from_secs(1)),
+            };
+            let fs = LayerFs::new(
+                tree,
+                Arc::new(SpansSource(spans.clone())),
+                &layer.to_string(),
+                state,
+                fs_opts,
+            );
+            let handle = soci_layerfs::mount(
+                fs,
+                &mountpoint,
+                &MountOptions {
+                    n_threads: inner.opts.fuse_threads,
+                },
+            )
+            .map_err(|e| {
+                err(format!(
+                    "mount layer {layer} at {}: {e}",
+                    mountpoint.display()
+                ))
+            })?;
+            if let Some(bg) = &inner.background {
+                bg.silence();
+                bg.add(&spans);
+            }
+            inner
+                .mounts
+                .lock()
+                .expect("poisoned")
+                .insert(mountpoint, Mounted { handle, spans });
+            Ok(())
+        })
+        .await
+        .map_err(|e| err(format!("mount task failed: {e}")))??;
+        info!(layer = %labels.get(labels::LAYER_DIGEST).cloned().unwrap_or_default(), index = %index_digest, "remote-snapshot-prepared: layer mounted lazily");
+        Ok(None)
+    }
+}
+
+/// The span manager as the filesystem's byte source.
+struct SpansSource(Arc<SpanManager>);
+
+impl soci_layerfs::SpanSource for SpansSource {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, std::io::Error> {
+        self.0.read_at(offset, buf).map_err(std::io::Error::from)
+    }
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+}
+
+impl RemoteLayers for SociFs {
+    async fn prepare_remote(&self, request: &RemotePrepare) -> Result<RemoteOutcome, RemoteError> {
+        match self.mount_layer(&request.labels, &request.mountpoint).await {
+            Ok(None) => {
+                let mut out = soci_snapshotter::Labels::new();
+                out.insert(labels::HAS_INDEX.to_string(), "true".to_string());
+                for k in [
+                    labels::IMAGE_REF,
+                    labels::MANIFEST_DIGEST,
+                    labels::LAYER_DIGEST,
+                    labels::INDEX_DIGEST,
+                    labels::LAYER_SIZE,
+                ] {
+                    if let Some(v) = request.labels.get(k) {
+                        out.insert(k.to_string(), v.clone());
+                    }
+                }
+                Ok(RemoteOutcome::Mounted { labels: out })
+            }
+            Ok(Some(reason)) => {
+                info!(key = %request.key, image = %request.labels.get(labels::IMAGE_REF).cloned().unwrap_or_default(), %reason, "defer-snapshot-runtime: containerd pulls this layer");
+                Ok(RemoteOutcome::Defer)
+            }
+            Err(e) => {
+                warn!(key = %request.key, error = %e, "defer-snapshot-runtime: lazy mount failed, containerd pulls this layer");
+                Ok(RemoteOutcome::Defer)
+            }
+        }
+    }
+
+    async fn check(&self, snapshot: &RemoteSnapshot) -> Result<(), RemoteError> {
+        if self
+            .inner
+            .mounts
+            .lock()
+            .expect("poisoned")
+            .contains_key(&snapshot.mountpoint)
+        {
+            Ok(())
+        } else {
+            Err(err(format!(
+                "layer of snapshot {} is not mounted at {}",
+                snapshot.name,
+                snapshot.mountpoint.display()
+            )))
+        }
+    }
+
+    async fn restore(&self, snapshot: &RemoteSnapshot) -> Result<(), RemoteError> {
+        match self
+            .mount_layer(&snapshot.labels, &snapshot.mountpoint)
+            .await?
+        {
+            None => Ok(()),
+            Some(reason) => Err(err(format!(
+                "cannot restore snapshot {}: {reason}",
+                snapshot.name
+            ))),
+        }
+    }
+
+    async fn unmount(&self, mountpoint: &Path) -> Result<(), RemoteError> {
+        let m = self
+            .inner
+            .mounts
+            .lock()
+            .expect("poisoned")
+            .remove(mountpoint);
+        if let Some(m) = m {
+            let layer = m.spans.state().digest.to_string();
+            tokio::task::spawn_blocking(move || m.handle.unmount())
+                .await
+                .map_err(|e| err(format!("unmount task failed: {e}")))?
+                .map_err(|e| err(format!("unmount {}: {e}", mountpoint.display())))?;
+            let _ = layer;
+        }
+        Ok(())
+    }
+}

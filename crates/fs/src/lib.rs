@@ -1,0 +1,39 @@
+//! Lazy layers: what the snapshotter calls to provide a layer without a download.
+//!
+//! For each image (keyed by its manifest digest) the SOCI index is discovered
+//! once — an explicit digest label, else the `com.amazon.soci.index-digest`
+//! annotation of the image manifest (v2), else, when enabled, the referrers of
+//! the manifest (v1) — and the index and its zTOCs are fetched into the local
+//! soci store, verified by digest. Each layer with a zTOC is then mounted on
+//! FUSE: a span manager reads verified spans from the registry and the layer
+//! filesystem serves them. Layers without a zTOC, and images without an index,
+//! are left to containerd, and the log says why.
+//!
+//! This crate wires the other crates together; it holds no format, HTTP or
+//! FUSE code of its own.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod discovery;
+mod layers;
+
+pub use discovery::{ImageArtifacts, NoIndex};
+pub use layers::{FsOptions, SociFs};
+
+/// Labels the snapshotter reads (set by the CRI plugin or `soci image rpull`).
+pub mod labels {
+    /// The image reference.
+    pub const IMAGE_REF: &str = "containerd.io/snapshot/cri.image-ref";
+    /// The platform-specific image manifest digest.
+    pub const MANIFEST_DIGEST: &str = "containerd.io/snapshot/cri.manifest-digest";
+    /// The layer digest.
+    pub const LAYER_DIGEST: &str = "containerd.io/snapshot/cri.layer-digest";
+    /// Comma-separated layer digests of the image.
+    pub const IMAGE_LAYERS: &str = "containerd.io/snapshot/cri.image-layers";
+    /// Layer size.
+    pub const LAYER_SIZE: &str = "containerd.io/snapshot/remote/soci.size";
+    /// An explicit SOCI index digest.
+    pub const INDEX_DIGEST: &str = "containerd.io/snapshot/remote/soci.index.digest";
+    /// Written on committed remote snapshots.
+    pub const HAS_INDEX: &str = "containerd.io/snapshot/remote/has.soci.index.digest";
+}
