@@ -1,0 +1,470 @@
+//! Harness for the end-to-end tests: real processes on this machine, only on
+//! 127.0.0.1 and in private directories, all stopped (by PID) and unmounted
+//! when the harness is dropped, even when a test fails.
+//!
+//! The tests need root, `/dev/fuse`, and the Debian packages `containerd`,
+//! `runc`, `docker-registry`, `skopeo`, `umoci` and `busybox-static`
+//! (`scripts/deps.sh` installs them). A missing part is a test failure, not a skip.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary (built by `cargo test`, which builds the workspace's bins).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace` before the e2e tests",
+        p.display()
+    );
+    p
+}
+
+/// A system tool, or a loud failure naming the package to install.
+pub fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: run scripts/deps.sh as root before the tests");
+}
+
+/// Run a command, panicking with its output on failure.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Wait until `f` is true, at most `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Proc {
+    pub name: String,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
+        let f = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Proc {
+            name: name.to_string(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Send a signal and wait (bounded) for the process to exit.
+    pub fn signal(&mut self, sig: &str) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 that counts the bytes the upstream sends back.
+pub struct CountingProxy {
+    pub addr: String,
+    pub bytes: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CountingProxy {
+    pub fn start(upstream: &str) -> CountingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let bytes = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        listener.set_nonblocking(true).unwrap();
+        let (b, s, up) = (bytes.clone(), stop.clone(), upstream.to_string());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let Ok(server) = TcpStream::connect(&up) else {
+                            continue;
+                        };
+                        let (b, s) = (b.clone(), s.clone());
+                        std::thread::spawn(move || pipe(client, server, b, s));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        CountingProxy { addr, bytes, stop }
+    }
+
+    pub fn served(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+fn pipe(client: TcpStream, server: TcpStream, count: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
+    let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let up = std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        loop {
+            match c_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if s_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = s_write.shutdown(std::net::Shutdown::Write);
+    });
+    let (mut s_read, mut c_write) = (server, client);
+    let mut buf = [0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        match s_read.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                count.fetch_add(n as u64, Ordering::Relaxed);
+                if c_write.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = c_write.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Debian's docker-registry on a free 127.0.0.1 port.
+pub struct Registry {
+    pub addr: String,
+    pub proc: Proc,
+    pub dir: PathBuf,
+}
+
+impl Registry {
+    pub fn start(dir: &Path) -> Registry {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        std::fs::create_dir_all(dir).unwrap();
+        let cfg = dir.join("registry.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let proc = Proc::spawn(
+            "docker-registry",
+            Command::new(tool("docker-registry")).arg("serve").arg(&cfg),
+            dir.join("registry.log"),
+        );
+        wait_for("docker-registry", Duration::from_secs(20), || {
+            TcpStream::connect(&addr).is_ok()
+        });
+        Registry {
+            addr,
+            proc,
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+/// Unmount everything mounted under `dir` (deepest first), lazily.
+pub fn unmount_under(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let prefix = dir.to_string_lossy().to_string();
+    let mut targets: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1).map(|s| s.replace("\\040", " ")))
+        .filter(|t| t.starts_with(&prefix))
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    for t in targets {
+        let _ = Command::new("umount").arg("-l").arg(&t).status();
+    }
+}
+
+/// Mount points under `dir` with their filesystem type.
+pub fn mounts_under(dir: &Path) -> Vec<(String, String)> {
+    let prefix = dir.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let _src = it.next()?;
+            let target = it.next()?.to_string();
+            let fstype = it.next()?.to_string();
+            target.starts_with(&prefix).then_some((target, fstype))
+        })
+        .collect()
+}
+
+/// containerd 1.6 with a private root/state, the soci proxy plugin, and no CRI.
+pub struct Containerd {
+    pub socket: PathBuf,
+    pub namespace: String,
+    pub proc: Proc,
+    pub dir: PathBuf,
+}
+
+impl Containerd {
+    pub fn start(dir: &Path, soci_socket: &Path, namespace: &str) -> Containerd {
+        tool("runc");
+        std::fs::create_dir_all(dir).unwrap();
+        let socket = dir.join("state/containerd.sock");
+        let cfg = dir.join("config.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{sock}"
+[proxy_plugins]
+  [proxy_plugins.soci]
+    type = "snapshot"
+    address = "{soci}"
+"#,
+                root = dir.join("root").display(),
+                state = dir.join("state").display(),
+                sock = socket.display(),
+                soci = soci_socket.display()
+            ),
+        )
+        .unwrap();
+        let proc = Proc::spawn(
+            "containerd",
+            Command::new(tool("containerd")).arg("--config").arg(&cfg),
+            dir.join("containerd.log"),
+        );
+        let s = socket.clone();
+        wait_for("containerd", Duration::from_secs(30), || s.exists());
+        let c = Containerd {
+            socket,
+            namespace: namespace.to_string(),
+            proc,
+            dir: dir.to_path_buf(),
+        };
+        wait_for("containerd to answer", Duration::from_secs(30), || {
+            c.ctr_raw(&["version"]).status.success()
+        });
+        c
+    }
+
+    pub fn ctr_raw(&self, args: &[&str]) -> Output {
+        Command::new(tool("ctr"))
+            .arg("-a")
+            .arg(&self.socket)
+            .arg("-n")
+            .arg(&self.namespace)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ctr")
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        let out = self.ctr_raw(args);
+        assert!(
+            out.status.success(),
+            "ctr {args:?} failed:\nstdout: {}\nstderr: {}\ncontainerd log tail:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.proc.log_text(), 40)
+        );
+        out
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Tasks and containers of our namespace go first, so runc shims exit.
+        let tasks = self.ctr_raw(&["tasks", "ls", "-q"]);
+        for t in String::from_utf8_lossy(&tasks.stdout).lines() {
+            let _ = self.ctr_raw(&["tasks", "kill", "-s", "SIGKILL", t]);
+            let _ = self.ctr_raw(&["tasks", "rm", "-f", t]);
+        }
+        let cs = self.ctr_raw(&["containers", "ls", "-q"]);
+        for c in String::from_utf8_lossy(&cs.stdout).lines() {
+            let _ = self.ctr_raw(&["containers", "rm", c]);
+        }
+        self.proc.signal("TERM");
+        unmount_under(&self.dir);
+    }
+}
+
+/// The last `n` lines of a text.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `soci-snapshotter-grpc` on a private socket and root.
+pub struct Daemon {
+    pub socket: PathBuf,
+    pub root: PathBuf,
+    pub config: PathBuf,
+    pub proc: Proc,
+}
+
+impl Daemon {
+    pub fn start(dir: &Path, config_toml: &str) -> Daemon {
+        std::fs::create_dir_all(dir).unwrap();
+        let socket = dir.join("soci.sock");
+        let root = dir.join("root");
+        let config = dir.join("config.toml");
+        std::fs::write(&config, config_toml).unwrap();
+        let proc = Self::spawn(&socket, &root, &config, dir);
+        Daemon {
+            socket,
+            root,
+            config,
+            proc,
+        }
+    }
+
+    fn spawn(socket: &Path, root: &Path, config: &Path, dir: &Path) -> Proc {
+        let _ = std::fs::remove_file(socket);
+        let log = dir.join(format!(
+            "daemon-{}.log",
+            Instant::now().elapsed().as_nanos() + std::process::id() as u128
+        ));
+        let p = Proc::spawn(
+            "soci-snapshotter-grpc",
+            Command::new(bin("soci-snapshotter-grpc"))
+                .arg("--address")
+                .arg(socket)
+                .arg("--root")
+                .arg(root)
+                .arg("--config")
+                .arg(config)
+                .arg("--log-level")
+                .arg("debug"),
+            log,
+        );
+        let s = socket.to_path_buf();
+        wait_for(
+            "soci-snapshotter-grpc socket",
+            Duration::from_secs(30),
+            || s.exists(),
+        );
+        p
+    }
+
+    /// Stop with a signal and start again on the same socket and root.
+    pub fn restart(&mut self, sig: &str) {
+        self.proc.signal(sig);
+        let dir = self.config.parent().unwrap().to_path_buf();
+        self.proc = Self::spawn(&self.socket, &self.root, &self.config, &dir);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.proc.signal("INT");
+        unmount_under(&self.root);
+    }
+}
+
+/// Deterministic pseudo-random bytes; `text` makes them compressible.
+pub fn data(seed: u64, len: usize, text: bool) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    let words: [&[u8]; 6] = [b"lazy ", b"span ", b"layer ", b"soci ", b"fuse\n", b"pull "];
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if text {
+            out.extend_from_slice(words[(x % 6) as usize]);
+        } else {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    out.truncate(len);
+    out
+}
