@@ -5,7 +5,7 @@ use std::io::Read;
 
 use flate2::FlushCompress;
 use soci_format::Digest;
-use soci_format::zinfo::{IndexedLayer, LayerIndexer, Zinfo};
+use soci_format::zinfo::{IndexedLayer, IndexerOptions, LayerIndexer, Zinfo};
 use soci_format::ztoc::CompressionAlgorithm;
 
 use crate::common::*;
@@ -21,12 +21,23 @@ pub fn index_with(
     input_sizes: &[usize],
     read_sizes: &[usize],
 ) -> (IndexedLayer, Vec<u8>) {
+    index_opts(gz, span, input_sizes, read_sizes, true)
+}
+
+pub fn index_opts(
+    gz: &[u8],
+    span: u64,
+    input_sizes: &[usize],
+    read_sizes: &[usize],
+    background_hashing: bool,
+) -> (IndexedLayer, Vec<u8>) {
     let inner = Choppy {
         inner: gz,
         sizes: input_sizes.to_vec(),
         i: 0,
     };
-    let mut ix = LayerIndexer::new(inner, CompressionAlgorithm::Gzip, span).unwrap();
+    let opts = IndexerOptions { background_hashing };
+    let mut ix = LayerIndexer::with_options(inner, CompressionAlgorithm::Gzip, span, opts).unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0u8; *read_sizes.iter().max().unwrap()];
     let mut i = 0;
@@ -84,6 +95,12 @@ pub fn check(name: &str, data: &[u8], gz: &[u8], span: u64) -> IndexedLayer {
         .validate(layer.compressed_size, layer.uncompressed_size)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     check_digests(name, &layer, gz);
+    // Inline hashing and other chunking give the same result.
+    let inline = index_opts(gz, span, &[100_000, 16 << 10], &[65536], false);
+    assert!(
+        inline.0 == layer && inline.1 == data,
+        "{name}: inline hashing differs"
+    );
     let blob = layer.zinfo.to_checkpoints();
     assert_eq!(blob.len(), 12 + 32785 * expect.len());
     let back = Zinfo::from_checkpoints(CompressionAlgorithm::Gzip, &blob).unwrap();
