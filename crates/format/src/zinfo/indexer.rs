@@ -28,9 +28,7 @@ use crate::ztoc::CompressionAlgorithm;
 
 /// Compressed input is read in chunks of this size.
 const INPUT_CHUNK: usize = 256 * 1024;
-/// Reads at least this large inflate straight into the caller's buffer; smaller
-/// ones (tar headers, `io::copy`'s 8 KiB) are served from an internal buffer,
-/// which costs a memcpy but far fewer, larger inflate calls.
+/// Default for [`IndexerOptions::direct_read_min`].
 const DIRECT_READ_MIN: usize = 64 * 1024;
 /// Size of the internal buffer for small reads and for draining in `finish`.
 const STAGING_SIZE: usize = 256 * 1024;
@@ -43,12 +41,18 @@ pub struct IndexerOptions {
     /// Hash the spans of gzip layers on a helper thread (default: when the
     /// machine has more than one core). Results are identical either way.
     pub background_hashing: bool,
+    /// Reads at least this large inflate straight into the caller's buffer;
+    /// smaller ones (tar headers, `io::copy`'s 8 KiB) are served from an internal
+    /// 256 KiB buffer, which costs a memcpy but saves many small inflate calls.
+    /// Default 64 KiB. Checkpoints do not depend on it.
+    pub direct_read_min: usize,
 }
 
 impl Default for IndexerOptions {
     fn default() -> Self {
         IndexerOptions {
             background_hashing: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+            direct_read_min: DIRECT_READ_MIN,
         }
     }
 }
@@ -77,6 +81,7 @@ pub struct IndexedLayer {
 pub struct LayerIndexer<R: Read> {
     inner: R,
     kind: Kind,
+    direct_read_min: usize,
     error: Option<ZinfoError>,
     staging: Vec<u8>,
     staged_pos: usize,
@@ -123,6 +128,7 @@ impl<R: Read> LayerIndexer<R> {
         Ok(LayerIndexer {
             inner,
             kind,
+            direct_read_min: options.direct_read_min,
             error: None,
             staging: Vec::new(),
             staged_pos: 0,
@@ -178,7 +184,7 @@ impl<R: Read> Read for LayerIndexer<R> {
             return Ok(0);
         }
         if self.staged_pos == self.staged_len {
-            if buf.len() >= DIRECT_READ_MIN || matches!(self.kind, Kind::Tar(_)) {
+            if buf.len() >= self.direct_read_min || matches!(self.kind, Kind::Tar(_)) {
                 return Ok(self.read_direct(buf)?);
             }
             self.fill_staging()?;
@@ -276,6 +282,8 @@ struct GzipState {
     history: History,
     /// The current member has ended (`Z_STREAM_END`); a new one starts if input follows.
     member_ended: bool,
+    /// The previous inflate call made no progress.
+    stalled: bool,
     done: bool,
     /// Span digests; the current span is hashed up to `hashed_to`.
     hashing: SpanHashing,
@@ -302,6 +310,7 @@ impl GzipState {
             windows: Vec::new(),
             history: History::new(),
             member_ended: false,
+            stalled: false,
             done: false,
             hashing: SpanHashing::new(background_hashing),
             hashed_to: 0,
@@ -342,8 +351,17 @@ impl GzipState {
             match step.code {
                 libz_rs_sys::Z_STREAM_END => self.member_ended = true,
                 libz_rs_sys::Z_OK | libz_rs_sys::Z_BUF_ERROR => {
+                    // Like upstream, look at data_type after every call, even one
+                    // that only finished a block already buffered. With input and
+                    // output available, two calls in a row without progress mean
+                    // the inflater is stuck.
                     if step.consumed == 0 && step.produced == 0 {
-                        return Err(self.corrupt(step.code, "inflate made no progress".into()));
+                        if self.stalled {
+                            return Err(self.corrupt(step.code, "inflate made no progress".into()));
+                        }
+                        self.stalled = true;
+                    } else {
+                        self.stalled = false;
                     }
                     self.maybe_checkpoint(step.data_type)?;
                 }

@@ -21,7 +21,11 @@ pub fn index_with(
     input_sizes: &[usize],
     read_sizes: &[usize],
 ) -> (IndexedLayer, Vec<u8>) {
-    index_opts(gz, span, input_sizes, read_sizes, true)
+    let opts = IndexerOptions {
+        background_hashing: true,
+        ..IndexerOptions::default()
+    };
+    index_opts(gz, span, input_sizes, read_sizes, opts)
 }
 
 pub fn index_opts(
@@ -29,14 +33,13 @@ pub fn index_opts(
     span: u64,
     input_sizes: &[usize],
     read_sizes: &[usize],
-    background_hashing: bool,
+    opts: IndexerOptions,
 ) -> (IndexedLayer, Vec<u8>) {
     let inner = Choppy {
         inner: gz,
         sizes: input_sizes.to_vec(),
         i: 0,
     };
-    let opts = IndexerOptions { background_hashing };
     let mut ix = LayerIndexer::with_options(inner, CompressionAlgorithm::Gzip, span, opts).unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0u8; *read_sizes.iter().max().unwrap()];
@@ -96,7 +99,11 @@ pub fn check(name: &str, data: &[u8], gz: &[u8], span: u64) -> IndexedLayer {
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     check_digests(name, &layer, gz);
     // Inline hashing and other chunking give the same result.
-    let inline = index_opts(gz, span, &[100_000, 16 << 10], &[65536], false);
+    let opts = IndexerOptions {
+        background_hashing: false,
+        direct_read_min: 1,
+    };
+    let inline = index_opts(gz, span, &[100_000, 16 << 10], &[65536, 1, 300, 4096], opts);
     assert!(
         inline.0 == layer && inline.1 == data,
         "{name}: inline hashing differs"
@@ -308,11 +315,21 @@ fn chunking_does_not_matter() {
         (&[1], &[4096]),
         (&[7, 100_003, 333, 16 << 10], &[1, 512, 5000, 70_000]),
         (&[3], &[1]),
+        (&[16 << 10], &[1, 2, 3, 250, 258, 259, 1000]),
     ];
-    for (ins, outs) in variants {
-        let got = index_with(&gz, 64 << 10, ins, outs);
-        assert!(got.1 == base.1, "stream differs for {ins:?}/{outs:?}");
-        assert!(got.0 == base.0, "index differs for {ins:?}/{outs:?}");
+    for direct_read_min in [1, 64 << 10] {
+        for background_hashing in [false, true] {
+            let opts = IndexerOptions {
+                background_hashing,
+                direct_read_min,
+            };
+            for (ins, outs) in variants {
+                let got = index_opts(&gz, 64 << 10, ins, outs, opts.clone());
+                let what = format!("{ins:?}/{outs:?} {opts:?}");
+                assert!(got.1 == base.1, "stream differs for {what}");
+                assert!(got.0 == base.0, "index differs for {what}");
+            }
+        }
     }
 }
 
@@ -369,4 +386,42 @@ fn uncompressed_layers() {
         assert_eq!(back, l.zinfo);
     }
     assert!(LayerIndexer::new(&data[..], CompressionAlgorithm::Uncompressed, 0).is_err());
+}
+
+/// Compare with the reference on a real file: `SOCI_DIFF_GZ=<file.gz>` (ignored by default).
+#[test]
+#[ignore]
+fn reference_on_file() {
+    let Some(path) = std::env::var_os("SOCI_DIFF_GZ") else {
+        panic!("set SOCI_DIFF_GZ to a gzip file");
+    };
+    let gz = std::fs::read(path).unwrap();
+    let mut data = Vec::new();
+    flate2::read::MultiGzDecoder::new(&gz[..])
+        .read_to_end(&mut data)
+        .unwrap();
+    for &span in SPANS {
+        let l = check("file", &data, &gz, span);
+        println!(
+            "span {span}: {} checkpoints, {} inside a byte",
+            l.zinfo.num_spans(),
+            gzip_zinfo(&l)
+                .checkpoints()
+                .iter()
+                .filter(|p| p.bits != 0)
+                .count()
+        );
+    }
+}
+
+#[test]
+fn types_cross_threads() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<LayerIndexer<std::fs::File>>();
+    send::<IndexedLayer>();
+    send::<Zinfo>();
+    sync::<Zinfo>();
+    send::<soci_format::zinfo::ZinfoError>();
+    sync::<soci_format::zinfo::ZinfoError>();
 }

@@ -43,7 +43,10 @@ fn plain(gz: &[u8], buf: &mut [u8]) -> usize {
 
 #[inline(never)]
 fn indexed(gz: &[u8], buf: &mut [u8], background_hashing: bool) -> usize {
-    let opts = IndexerOptions { background_hashing };
+    let opts = IndexerOptions {
+        background_hashing,
+        ..IndexerOptions::default()
+    };
     let mut ix = LayerIndexer::with_options(gz, CompressionAlgorithm::Gzip, 4 << 20, opts).unwrap();
     let mut total = 0;
     loop {
