@@ -417,6 +417,7 @@ impl GzipState {
         }
         let held = std::mem::replace(&mut self.input, Arc::new(Vec::new()));
         self.retired.push_back(held);
+        self.hashing.drain_releases();
         loop {
             if let Some(front) = self.retired.front_mut()
                 && Arc::get_mut(front).is_some()

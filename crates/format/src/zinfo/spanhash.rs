@@ -104,6 +104,13 @@ impl SpanHashing {
         }
     }
 
+    /// Forget release notices already received (they only serve `wait_release`).
+    pub(super) fn drain_releases(&mut self) {
+        if let SpanHashing::Background { released, .. } = self {
+            while released.try_recv().is_ok() {}
+        }
+    }
+
     /// Block until the hashing thread has released at least one more chunk.
     pub(super) fn wait_release(&mut self) -> Result<(), ZinfoError> {
         match self {
