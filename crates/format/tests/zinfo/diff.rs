@@ -425,3 +425,16 @@ fn types_cross_threads() {
     send::<soci_format::zinfo::ZinfoError>();
     sync::<soci_format::zinfo::ZinfoError>();
 }
+
+#[test]
+fn zlib_wrapped_stream_like_upstream() {
+    // Upstream inflates with windowBits 47 (gzip or zlib auto-detection).
+    use std::io::Write;
+    let data = mixed(1 << 20, 14);
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(&data).unwrap();
+    let z = e.finish().unwrap();
+    let l = check("zlib", &data, &z, 64 << 10);
+    assert_eq!(l.zinfo.start_compressed_offset(0), 2);
+    assert!(soci_format::zinfo::check_gzip_header(&z[..2]).is_err());
+}
