@@ -407,6 +407,7 @@ impl GzipZinfo {
         };
         let mut produced = 0usize;
         let mut raw_mode = true;
+        let mut stalled = false;
         loop {
             let target: &mut [u8] = if skip > 0 {
                 let n = skip.min(discard.len() as u64) as usize;
@@ -425,14 +426,18 @@ impl GzipZinfo {
                 produced += step.produced;
             }
             let used = compressed.len() - input.len();
+            let progressed = step.consumed > 0 || step.produced > 0;
             match step.code {
-                Z_OK => {}
-                Z_BUF_ERROR => {
+                Z_OK | Z_BUF_ERROR if progressed => stalled = false,
+                Z_OK | Z_BUF_ERROR => {
                     if input.is_empty() {
                         // The compressed data given to us ends here.
                         break;
                     }
-                    return Err(fail(used, step.code, "inflate made no progress".into()));
+                    if stalled {
+                        return Err(fail(used, step.code, "inflate made no progress".into()));
+                    }
+                    stalled = true;
                 }
                 Z_STREAM_END => {
                     if skip == 0 && produced == out.len() {

@@ -15,9 +15,12 @@
 //! the current member are kept in a small ring and put in front of the
 //! dictionary when the current member has produced less than 32 KiB.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
+use std::sync::Arc;
 
 use super::gzip::{Checkpoint, GzipZinfo, Inflater, WBITS_AUTO, WINDOW_SIZE};
+use super::spanhash::{Chunk, SpanHashing};
 use super::tar::TarZinfo;
 use super::{SpanId, Zinfo, ZinfoError};
 use crate::digest::{Digest, Hasher};
@@ -25,11 +28,34 @@ use crate::ztoc::CompressionAlgorithm;
 
 /// Compressed input is read in chunks of this size.
 const INPUT_CHUNK: usize = 256 * 1024;
-/// Reads at least this large inflate straight into the caller's buffer; smaller
-/// ones (tar headers) are served from an internal buffer.
-const DIRECT_READ_MIN: usize = 4096;
+/// Default for [`IndexerOptions::direct_read_min`].
+const DIRECT_READ_MIN: usize = 64 * 1024;
 /// Size of the internal buffer for small reads and for draining in `finish`.
-const STAGING_SIZE: usize = 64 * 1024;
+const STAGING_SIZE: usize = 256 * 1024;
+/// Input chunks that may be held by the hashing thread at once.
+const MAX_CHUNKS: usize = 4;
+
+/// Tuning of a [`LayerIndexer`].
+#[derive(Debug, Clone)]
+pub struct IndexerOptions {
+    /// Hash the spans of gzip layers on a helper thread (default: when the
+    /// machine has more than one core). Results are identical either way.
+    pub background_hashing: bool,
+    /// Reads at least this large inflate straight into the caller's buffer;
+    /// smaller ones (tar headers, `io::copy`'s 8 KiB) are served from an internal
+    /// 256 KiB buffer, which costs a memcpy but saves many small inflate calls.
+    /// Default 64 KiB. Checkpoints do not depend on it.
+    pub direct_read_min: usize,
+}
+
+impl Default for IndexerOptions {
+    fn default() -> Self {
+        IndexerOptions {
+            background_hashing: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+            direct_read_min: DIRECT_READ_MIN,
+        }
+    }
+}
 
 /// Result of indexing a layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +81,7 @@ pub struct IndexedLayer {
 pub struct LayerIndexer<R: Read> {
     inner: R,
     kind: Kind,
+    direct_read_min: usize,
     error: Option<ZinfoError>,
     staging: Vec<u8>,
     staged_pos: usize,
@@ -71,12 +98,25 @@ impl<R: Read> LayerIndexer<R> {
     ///
     /// `span_size` must be > 0 for uncompressed layers (spans are fixed slices).
     pub fn new(inner: R, alg: CompressionAlgorithm, span_size: u64) -> Result<Self, ZinfoError> {
+        Self::with_options(inner, alg, span_size, IndexerOptions::default())
+    }
+
+    /// Like [`LayerIndexer::new`], with explicit options.
+    pub fn with_options(
+        inner: R,
+        alg: CompressionAlgorithm,
+        span_size: u64,
+        options: IndexerOptions,
+    ) -> Result<Self, ZinfoError> {
         let kind = match alg {
             CompressionAlgorithm::Gzip => {
                 if span_size > i64::MAX as u64 {
                     return Err(ZinfoError::InvalidSpanSize(span_size, "gzip"));
                 }
-                Kind::Gzip(Box::new(GzipState::new(span_size)?))
+                Kind::Gzip(Box::new(GzipState::new(
+                    span_size,
+                    options.background_hashing,
+                )?))
             }
             CompressionAlgorithm::Uncompressed => {
                 if span_size == 0 || span_size > i64::MAX as u64 {
@@ -88,6 +128,7 @@ impl<R: Read> LayerIndexer<R> {
         Ok(LayerIndexer {
             inner,
             kind,
+            direct_read_min: options.direct_read_min,
             error: None,
             staging: Vec::new(),
             staged_pos: 0,
@@ -143,7 +184,7 @@ impl<R: Read> Read for LayerIndexer<R> {
             return Ok(0);
         }
         if self.staged_pos == self.staged_len {
-            if buf.len() >= DIRECT_READ_MIN || matches!(self.kind, Kind::Tar(_)) {
+            if buf.len() >= self.direct_read_min || matches!(self.kind, Kind::Tar(_)) {
                 return Ok(self.read_direct(buf)?);
             }
             self.fill_staging()?;
@@ -221,7 +262,10 @@ impl History {
 struct GzipState {
     inflater: Inflater,
     span_size: u64,
-    input: Box<[u8]>,
+    /// Current input chunk (shared with the hashing thread once handed to it).
+    input: Chunk,
+    /// Earlier chunks the hashing thread may still hold, oldest first.
+    retired: VecDeque<Chunk>,
     in_pos: usize,
     in_len: usize,
     /// Compressed offset of `input[0]`.
@@ -238,20 +282,22 @@ struct GzipState {
     history: History,
     /// The current member has ended (`Z_STREAM_END`); a new one starts if input follows.
     member_ended: bool,
+    /// The previous inflate call made no progress.
+    stalled: bool,
     done: bool,
-    /// Hash of the current span's compressed bytes, up to `hashed_to`.
-    hasher: Option<Hasher>,
+    /// Span digests; the current span is hashed up to `hashed_to`.
+    hashing: SpanHashing,
     hashed_to: u64,
-    digests: Vec<Digest>,
     dict: Box<[u8; WINDOW_SIZE]>,
 }
 
 impl GzipState {
-    fn new(span_size: u64) -> Result<GzipState, ZinfoError> {
+    fn new(span_size: u64, background_hashing: bool) -> Result<GzipState, ZinfoError> {
         Ok(GzipState {
             inflater: Inflater::new(WBITS_AUTO)?,
             span_size,
-            input: vec![0; INPUT_CHUNK].into_boxed_slice(),
+            input: Arc::new(vec![0; INPUT_CHUNK]),
+            retired: VecDeque::new(),
             in_pos: 0,
             in_len: 0,
             input_start: 0,
@@ -264,10 +310,10 @@ impl GzipState {
             windows: Vec::new(),
             history: History::new(),
             member_ended: false,
+            stalled: false,
             done: false,
-            hasher: None,
+            hashing: SpanHashing::new(background_hashing),
             hashed_to: 0,
-            digests: Vec::new(),
             dict: Box::new([0; WINDOW_SIZE]),
         })
     }
@@ -283,7 +329,7 @@ impl GzipState {
                     continue;
                 }
                 if self.member_ended {
-                    self.complete();
+                    self.complete()?;
                     return Ok(0);
                 }
                 return Err(ZinfoError::TruncatedGzip {
@@ -305,8 +351,17 @@ impl GzipState {
             match step.code {
                 libz_rs_sys::Z_STREAM_END => self.member_ended = true,
                 libz_rs_sys::Z_OK | libz_rs_sys::Z_BUF_ERROR => {
+                    // Like upstream, look at data_type after every call, even one
+                    // that only finished a block already buffered. With input and
+                    // output available, two calls in a row without progress mean
+                    // the inflater is stuck.
                     if step.consumed == 0 && step.produced == 0 {
-                        return Err(self.corrupt(step.code, "inflate made no progress".into()));
+                        if self.stalled {
+                            return Err(self.corrupt(step.code, "inflate made no progress".into()));
+                        }
+                        self.stalled = true;
+                    } else {
+                        self.stalled = false;
                     }
                     self.maybe_checkpoint(step.data_type)?;
                 }
@@ -333,10 +388,8 @@ impl GzipState {
     /// Replace the (fully consumed) input chunk with the next one.
     fn refill<R: Read>(&mut self, inner: &mut R) -> Result<(), ZinfoError> {
         debug_assert_eq!(self.in_pos, self.in_len);
-        if let Some(h) = &mut self.hasher {
-            let from = (self.hashed_to - self.input_start) as usize;
-            h.update(&self.input[from..self.in_len]);
-        }
+        let from = (self.hashed_to - self.input_start) as usize;
+        self.hashing.update(&self.input, from..self.in_len)?;
         if self.in_len > 0 {
             self.prev_byte = Some(self.input[self.in_len - 1]);
         }
@@ -344,12 +397,40 @@ impl GzipState {
         self.hashed_to = self.input_start;
         self.in_pos = 0;
         self.in_len = 0;
-        let n = read_retrying(inner, &mut self.input, self.input_start)?;
+        self.next_chunk()?;
+        let buf = Arc::get_mut(&mut self.input).ok_or_else(|| {
+            ZinfoError::Inconsistent("input chunk still shared with the hashing thread".into())
+        })?;
+        let n = read_retrying(inner, buf, self.input_start)?;
         if n == 0 {
             self.eof = true;
         }
         self.in_len = n;
         Ok(())
+    }
+
+    /// Make `self.input` a chunk nobody else holds: reuse it, or the oldest
+    /// retired chunk the hashing thread has released, or a new one.
+    fn next_chunk(&mut self) -> Result<(), ZinfoError> {
+        if Arc::get_mut(&mut self.input).is_some() {
+            return Ok(());
+        }
+        let held = std::mem::replace(&mut self.input, Arc::new(Vec::new()));
+        self.retired.push_back(held);
+        self.hashing.drain_releases();
+        loop {
+            if let Some(front) = self.retired.front_mut()
+                && Arc::get_mut(front).is_some()
+            {
+                self.input = self.retired.pop_front().unwrap_or_default();
+                return Ok(());
+            }
+            if self.retired.len() < MAX_CHUNKS {
+                self.input = Arc::new(vec![0; INPUT_CHUNK]);
+                return Ok(());
+            }
+            self.hashing.wait_release()?;
+        }
     }
 
     /// More input follows a finished member: start the next one.
@@ -375,23 +456,18 @@ impl GzipState {
 
         // The previous span ends at this `in`; the new one starts one byte
         // earlier when it begins inside a byte.
-        if let Some(mut h) = self.hasher.take() {
-            let from = (self.hashed_to - self.input_start) as usize;
-            h.update(&self.input[from..self.in_pos]);
-            self.digests.push(h.finish());
-        }
-        let mut h = Hasher::new();
-        if bits != 0 {
-            let byte = if self.in_pos > 0 {
-                self.input[self.in_pos - 1]
-            } else {
-                self.prev_byte.ok_or_else(|| {
-                    self.corrupt(0, "block boundary inside a byte before any input".into())
-                })?
-            };
-            h.update(&[byte]);
-        }
-        self.hasher = Some(h);
+        let from = (self.hashed_to - self.input_start) as usize;
+        self.hashing.update(&self.input, from..self.in_pos)?;
+        let overlap = if bits == 0 {
+            None
+        } else if self.in_pos > 0 {
+            Some(self.input[self.in_pos - 1])
+        } else {
+            Some(self.prev_byte.ok_or_else(|| {
+                self.corrupt(0, "block boundary inside a byte before any input".into())
+            })?)
+        };
+        self.hashing.begin_span(overlap)?;
         self.hashed_to = self.totin;
 
         self.points.push(Checkpoint {
@@ -404,13 +480,12 @@ impl GzipState {
     }
 
     /// The last member ended exactly at the end of input.
-    fn complete(&mut self) {
-        if let Some(mut h) = self.hasher.take() {
-            let from = (self.hashed_to - self.input_start) as usize;
-            h.update(&self.input[from..self.in_len]);
-            self.digests.push(h.finish());
-        }
+    fn complete(&mut self) -> Result<(), ZinfoError> {
+        let from = (self.hashed_to - self.input_start) as usize;
+        self.hashing.update(&self.input, from..self.in_len)?;
+        self.hashed_to = self.input_start + self.in_len as u64;
         self.done = true;
+        Ok(())
     }
 
     fn into_result(self) -> Result<IndexedLayer, ZinfoError> {
@@ -420,12 +495,19 @@ impl GzipState {
                 "gzip stream produced no checkpoint".into(),
             ));
         }
-        debug_assert_eq!(self.points.len(), self.digests.len());
+        let digests = self.hashing.finish()?;
+        if digests.len() != self.points.len() {
+            return Err(ZinfoError::Inconsistent(format!(
+                "{} span digests for {} checkpoints",
+                digests.len(),
+                self.points.len()
+            )));
+        }
         let compressed_size = self.input_start + self.in_len as u64;
         let zinfo = GzipZinfo::new(self.span_size, self.points, self.windows)?;
         Ok(IndexedLayer {
             zinfo: Zinfo::Gzip(zinfo),
-            span_digests: self.digests,
+            span_digests: digests,
             compressed_size,
             uncompressed_size: self.totout,
         })

@@ -17,10 +17,11 @@ use crate::ztoc::CompressionAlgorithm;
 
 pub mod gzip;
 mod indexer;
+mod spanhash;
 pub mod tar;
 
 pub use gzip::{Checkpoint, GzipZinfo, check_gzip_header};
-pub use indexer::{IndexedLayer, LayerIndexer};
+pub use indexer::{IndexedLayer, IndexerOptions, LayerIndexer};
 pub use tar::TarZinfo;
 
 /// Index of a span (0-based). Upstream uses int32; ids here are never negative.

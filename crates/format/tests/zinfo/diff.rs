@@ -5,7 +5,7 @@ use std::io::Read;
 
 use flate2::FlushCompress;
 use soci_format::Digest;
-use soci_format::zinfo::{IndexedLayer, LayerIndexer, Zinfo};
+use soci_format::zinfo::{IndexedLayer, IndexerOptions, LayerIndexer, Zinfo};
 use soci_format::ztoc::CompressionAlgorithm;
 
 use crate::common::*;
@@ -21,12 +21,26 @@ pub fn index_with(
     input_sizes: &[usize],
     read_sizes: &[usize],
 ) -> (IndexedLayer, Vec<u8>) {
+    let opts = IndexerOptions {
+        background_hashing: true,
+        ..IndexerOptions::default()
+    };
+    index_opts(gz, span, input_sizes, read_sizes, opts)
+}
+
+pub fn index_opts(
+    gz: &[u8],
+    span: u64,
+    input_sizes: &[usize],
+    read_sizes: &[usize],
+    opts: IndexerOptions,
+) -> (IndexedLayer, Vec<u8>) {
     let inner = Choppy {
         inner: gz,
         sizes: input_sizes.to_vec(),
         i: 0,
     };
-    let mut ix = LayerIndexer::new(inner, CompressionAlgorithm::Gzip, span).unwrap();
+    let mut ix = LayerIndexer::with_options(inner, CompressionAlgorithm::Gzip, span, opts).unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0u8; *read_sizes.iter().max().unwrap()];
     let mut i = 0;
@@ -84,6 +98,16 @@ pub fn check(name: &str, data: &[u8], gz: &[u8], span: u64) -> IndexedLayer {
         .validate(layer.compressed_size, layer.uncompressed_size)
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     check_digests(name, &layer, gz);
+    // Inline hashing and other chunking give the same result.
+    let opts = IndexerOptions {
+        background_hashing: false,
+        direct_read_min: 1,
+    };
+    let inline = index_opts(gz, span, &[100_000, 16 << 10], &[65536, 1, 300, 4096], opts);
+    assert!(
+        inline.0 == layer && inline.1 == data,
+        "{name}: inline hashing differs"
+    );
     let blob = layer.zinfo.to_checkpoints();
     assert_eq!(blob.len(), 12 + 32785 * expect.len());
     let back = Zinfo::from_checkpoints(CompressionAlgorithm::Gzip, &blob).unwrap();
@@ -291,11 +315,21 @@ fn chunking_does_not_matter() {
         (&[1], &[4096]),
         (&[7, 100_003, 333, 16 << 10], &[1, 512, 5000, 70_000]),
         (&[3], &[1]),
+        (&[16 << 10], &[1, 2, 3, 250, 258, 259, 1000]),
     ];
-    for (ins, outs) in variants {
-        let got = index_with(&gz, 64 << 10, ins, outs);
-        assert!(got.1 == base.1, "stream differs for {ins:?}/{outs:?}");
-        assert!(got.0 == base.0, "index differs for {ins:?}/{outs:?}");
+    for direct_read_min in [1, 64 << 10] {
+        for background_hashing in [false, true] {
+            let opts = IndexerOptions {
+                background_hashing,
+                direct_read_min,
+            };
+            for (ins, outs) in variants {
+                let got = index_opts(&gz, 64 << 10, ins, outs, opts.clone());
+                let what = format!("{ins:?}/{outs:?} {opts:?}");
+                assert!(got.1 == base.1, "stream differs for {what}");
+                assert!(got.0 == base.0, "index differs for {what}");
+            }
+        }
     }
 }
 
@@ -352,4 +386,55 @@ fn uncompressed_layers() {
         assert_eq!(back, l.zinfo);
     }
     assert!(LayerIndexer::new(&data[..], CompressionAlgorithm::Uncompressed, 0).is_err());
+}
+
+/// Compare with the reference on a real file: `SOCI_DIFF_GZ=<file.gz>` (ignored by default).
+#[test]
+#[ignore]
+fn reference_on_file() {
+    let Some(path) = std::env::var_os("SOCI_DIFF_GZ") else {
+        panic!("set SOCI_DIFF_GZ to a gzip file");
+    };
+    let gz = std::fs::read(path).unwrap();
+    let mut data = Vec::new();
+    flate2::read::MultiGzDecoder::new(&gz[..])
+        .read_to_end(&mut data)
+        .unwrap();
+    for &span in SPANS {
+        let l = check("file", &data, &gz, span);
+        println!(
+            "span {span}: {} checkpoints, {} inside a byte",
+            l.zinfo.num_spans(),
+            gzip_zinfo(&l)
+                .checkpoints()
+                .iter()
+                .filter(|p| p.bits != 0)
+                .count()
+        );
+    }
+}
+
+#[test]
+fn types_cross_threads() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<LayerIndexer<std::fs::File>>();
+    send::<IndexedLayer>();
+    send::<Zinfo>();
+    sync::<Zinfo>();
+    send::<soci_format::zinfo::ZinfoError>();
+    sync::<soci_format::zinfo::ZinfoError>();
+}
+
+#[test]
+fn zlib_wrapped_stream_like_upstream() {
+    // Upstream inflates with windowBits 47 (gzip or zlib auto-detection).
+    use std::io::Write;
+    let data = mixed(1 << 20, 14);
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(&data).unwrap();
+    let z = e.finish().unwrap();
+    let l = check("zlib", &data, &z, 64 << 10);
+    assert_eq!(l.zinfo.start_compressed_offset(0), 2);
+    assert!(soci_format::zinfo::check_gzip_header(&z[..2]).is_err());
 }
