@@ -6,6 +6,7 @@
 //! `runc`, `docker-registry`, `skopeo`, `umoci` and `busybox-static`
 //! (`scripts/deps.sh` installs them). A missing part is a test failure, not a skip.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -467,4 +468,118 @@ pub fn data(seed: u64, len: usize, text: bool) -> Vec<u8> {
     }
     out.truncate(len);
     out
+}
+
+/// Build an OCI image tar with umoci: busybox, a ~`big_mb` MB application layer,
+/// and a small top layer that deletes and replaces files of the layers below.
+/// Returns the tar and the expected final file tree (path -> sha256 hex).
+pub fn build_image(dir: &Path, big_mb: usize) -> (std::path::PathBuf, BTreeMap<String, String>) {
+    let umoci = tool("umoci");
+    let layout = dir.join("img");
+    let bundle = dir.join("bundle");
+    run(Command::new(&umoci).args(["init", "--layout"]).arg(&layout));
+    run(Command::new(&umoci)
+        .args(["new", "--image"])
+        .arg(format!("{}:latest", layout.display())));
+    run(Command::new(&umoci)
+        .args(["unpack", "--image"])
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle));
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(tool("busybox"), rootfs.join("bin/busybox")).unwrap();
+    for a in [
+        "sh",
+        "cat",
+        "find",
+        "sha256sum",
+        "ls",
+        "echo",
+        "xargs",
+        "sort",
+    ] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+    }
+    let image = format!("{}:latest", layout.display());
+    run(Command::new(&umoci)
+        .args(["repack", "--image"])
+        .arg(&image)
+        .arg(&bundle));
+    // The big layer: many files, text-like and incompressible, plus links.
+    let app = rootfs.join("app");
+    std::fs::create_dir_all(app.join("lib")).unwrap();
+    std::fs::create_dir_all(app.join("old")).unwrap();
+    let mut total = 0;
+    let mut i = 0u64;
+    while total < big_mb << 20 {
+        let size = [3000usize, 70_000, 1 << 20, 5 << 20][(i % 4) as usize];
+        std::fs::write(
+            app.join("lib").join(format!("f{i}.bin")),
+            data(i, size, i % 3 != 0),
+        )
+        .unwrap();
+        total += size;
+        i += 1;
+    }
+    std::fs::write(app.join("hello.txt"), b"hello from a lazily loaded layer\n").unwrap();
+    std::fs::write(app.join("old/gone.txt"), b"deleted above\n").unwrap();
+    std::fs::write(app.join("old/also.txt"), b"hidden by an opaque dir\n").unwrap();
+    std::os::unix::fs::symlink("hello.txt", app.join("link.txt")).unwrap();
+    std::fs::hard_link(app.join("hello.txt"), app.join("hard.txt")).unwrap();
+    run(Command::new(&umoci)
+        .args(["repack", "--image"])
+        .arg(&image)
+        .arg(&bundle));
+    // A small top layer with a whiteout and a replaced directory.
+    std::fs::remove_file(app.join("lib/f1.bin")).unwrap();
+    std::fs::remove_dir_all(app.join("old")).unwrap();
+    std::fs::create_dir_all(app.join("old")).unwrap();
+    std::fs::write(app.join("old/new.txt"), b"new content\n").unwrap();
+    std::fs::write(app.join("top.txt"), b"top layer\n").unwrap();
+    run(Command::new(&umoci)
+        .args(["repack", "--image"])
+        .arg(&image)
+        .arg(&bundle));
+    run(Command::new(&umoci)
+        .args(["config", "--image"])
+        .arg(&image)
+        .args([
+            "--config.cmd",
+            "/bin/cat",
+            "--config.cmd",
+            "/app/hello.txt",
+            "--os",
+            "linux",
+            "--architecture",
+            "amd64",
+        ]));
+    let tarball = dir.join("img.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("."));
+    let mut expected = BTreeMap::new();
+    collect(&rootfs.join("app"), "/app", &mut expected);
+    (tarball, expected)
+}
+
+pub fn collect(dir: &Path, prefix: &str, out: &mut BTreeMap<String, String>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        let name = format!("{prefix}/{}", e.file_name().to_string_lossy());
+        let ft = std::fs::symlink_metadata(&p).unwrap().file_type();
+        if ft.is_dir() {
+            collect(&p, &name, out);
+        } else if ft.is_file() {
+            out.insert(
+                name,
+                soci_format::Digest::of(&std::fs::read(&p).unwrap())
+                    .hex()
+                    .to_string(),
+            );
+        }
+    }
 }
