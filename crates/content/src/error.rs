@@ -129,6 +129,14 @@ pub enum ContentError {
         /// What went wrong.
         reason: String,
     },
+    /// A manifest or index that does not parse.
+    #[error("manifest {digest} is not valid: {reason}")]
+    InvalidManifest {
+        /// Digest of the manifest bytes.
+        digest: Digest,
+        /// What is wrong.
+        reason: String,
+    },
     /// An image reference or location that does not parse.
     #[error(transparent)]
     Reference(#[from] ReferenceError),

@@ -4,6 +4,8 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 mod common;
+#[path = "registry/fake.rs"]
+mod fake;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -135,12 +135,9 @@ pub fn referrers_tag(subject: &Digest) -> String {
 /// config media type) and its annotations.
 pub fn referrer_descriptor(bytes: &[u8], media_type: &str) -> Result<Descriptor, ContentError> {
     let mut d = Descriptor::for_bytes(media_type, bytes);
-    let bad = |e: json::JsonError| ContentError::Registry {
-        registry: "-".into(),
-        repository: "-".into(),
-        operation: "describe referrer",
-        object: d_string(bytes),
-        reason: format!("the manifest does not parse: {e}"),
+    let bad = |e: json::JsonError| ContentError::InvalidManifest {
+        digest: Digest::of(bytes),
+        reason: e.to_string(),
     };
     if json::is_index_type(media_type) {
         let i = Index::from_json(bytes).map_err(bad)?;
@@ -156,10 +153,6 @@ pub fn referrer_descriptor(bytes: &[u8], media_type: &str) -> Result<Descriptor,
         d.annotations = m.annotations;
     }
     Ok(d)
-}
-
-fn d_string(bytes: &[u8]) -> String {
-    Digest::of(bytes).to_string()
 }
 
 /// A verified blob download. The last item is an error instead of the end of
@@ -449,6 +442,10 @@ async fn read_limited(
 }
 
 /// An async registry client for any number of registries. Cheap to clone.
+///
+/// Pooled HTTP connections belong to the tokio runtime that opened them, so
+/// use a client (and its clones) from one runtime; the blocking adapters
+/// ([`BlockingRuntime`](super::BlockingRuntime)) make that easy.
 #[derive(Clone)]
 pub struct RegistryClient {
     inner: Arc<Inner>,
@@ -1498,5 +1495,65 @@ impl RegistryClient {
         )
         .await?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referrer_descriptors() {
+        let m = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.amazon.soci.index.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[],"annotations":{"a":"b"}}"#;
+        let d = referrer_descriptor(m, json::MEDIA_TYPE_OCI_MANIFEST).unwrap();
+        assert_eq!(d.artifact_type, json::SOCI_INDEX_ARTIFACT_TYPE_V1);
+        assert_eq!(d.annotations["a"], "b");
+        assert_eq!(d.digest, Digest::of(m).to_string());
+        assert_eq!(d.size, m.len() as i64);
+        let i = br#"{"schemaVersion":2,"artifactType":"x/y","manifests":[]}"#;
+        let d = referrer_descriptor(i, json::MEDIA_TYPE_OCI_INDEX).unwrap();
+        assert_eq!(d.artifact_type, "x/y");
+        let e = referrer_descriptor(b"[", json::MEDIA_TYPE_OCI_MANIFEST).unwrap_err();
+        assert!(matches!(e, ContentError::InvalidManifest { .. }), "{e:?}");
+        assert_eq!(
+            referrers_tag(&Digest::of(b"{}")),
+            "sha256-44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+    }
+
+    #[test]
+    fn media_type_detection() {
+        assert_eq!(
+            detect_media_type(br#"{"mediaType":"a/b","manifests":[]}"#).as_deref(),
+            Some("a/b")
+        );
+        assert_eq!(
+            detect_media_type(br#"{"manifests":[]}"#).as_deref(),
+            Some(json::MEDIA_TYPE_OCI_INDEX)
+        );
+        assert_eq!(
+            detect_media_type(br#"{"config":{}}"#).as_deref(),
+            Some(json::MEDIA_TYPE_OCI_MANIFEST)
+        );
+        assert_eq!(detect_media_type(b"{}"), None);
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert_eq!(specific_media_type(&h), None);
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/vnd.oci.image.index.v1+json"),
+        );
+        assert_eq!(
+            specific_media_type(&h).as_deref(),
+            Some(json::MEDIA_TYPE_OCI_INDEX)
+        );
+        assert_eq!(
+            error_body_text(br#"{"errors":[{"code":"DENIED","message":"no"}]}"#),
+            ": DENIED: no"
+        );
+        assert_eq!(error_body_text(b""), "");
     }
 }

@@ -2,6 +2,8 @@
 //! optionally behind htpasswd Basic auth, killed on drop; plus small helpers.
 #![allow(dead_code)]
 
+pub mod fake;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
