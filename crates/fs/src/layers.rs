@@ -46,7 +46,11 @@ struct Inner {
     opts: FsOptions,
     store: SociStore,
     db: ArtifactsDb,
+    /// Used on the daemon's runtime (discovery, artifact fetch).
     client: RegistryClient,
+    /// Used only through `blocking` (span fetches from FUSE threads): a client's
+    /// pooled connections belong to the runtime that opened them.
+    span_client: RegistryClient,
     blocking: Arc<BlockingRuntime>,
     cache: Arc<DiskSpanCache>,
     images: tokio::sync::Mutex<HashMap<String, Arc<ImageArtifacts>>>,
@@ -77,6 +81,7 @@ impl SociFs {
         let store = SociStore::open(&soci_artifacts::content_store_path(&opts.root))?;
         let db = ArtifactsDb::open(&soci_artifacts::artifacts_db_path(&opts.root))?;
         let client = RegistryClient::new(opts.registry.clone())?;
+        let span_client = RegistryClient::new(opts.registry.clone())?;
         let blocking = Arc::new(BlockingRuntime::new()?);
         let cache = Arc::new(DiskSpanCache::new(
             opts.root.join("soci").join("spancache"),
@@ -110,6 +115,7 @@ impl SociFs {
                 store,
                 db,
                 client,
+                span_client,
                 blocking,
                 cache,
                 images: tokio::sync::Mutex::new(HashMap::new()),
@@ -242,7 +248,7 @@ impl SociFs {
                     .map_err(|e| err(format!("zTOC {} of layer {layer}: {e}", ztoc_ref.digest)))?,
             );
             let reader = RegistryRangeReader::new(
-                inner.client.clone(),
+                inner.span_client.clone(),
                 image_ref.repository().clone(),
                 inner.blocking.clone(),
             );
