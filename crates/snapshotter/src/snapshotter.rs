@@ -237,15 +237,11 @@ impl<R: RemoteLayers> Snapshotter<R> {
             .cloned();
         if let Some(target) = &target {
             let (ns, t) = (ns.to_string(), target.clone());
-            let existing = self
-                .blocking(move |i| i.meta.resolve(Some(&ns), &t).map(Some))
-                .await;
-            if let Ok(Some(e)) = existing {
-                if e.record.kind == Kind::Committed {
-                    return Err(SnapshotError::TargetExists {
-                        target: target.clone(),
-                    });
-                }
+            let existing = self.blocking(move |i| i.meta.resolve(Some(&ns), &t)).await;
+            if existing.is_ok_and(|e| e.record.kind == Kind::Committed) {
+                return Err(SnapshotError::TargetExists {
+                    target: target.clone(),
+                });
             }
         }
         let (entry, ancestors) = self
