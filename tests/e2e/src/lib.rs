@@ -515,7 +515,7 @@ pub fn build_image(dir: &Path, big_mb: usize) -> (std::path::PathBuf, BTreeMap<S
         let size = [3000usize, 70_000, 1 << 20, 5 << 20][(i % 4) as usize];
         std::fs::write(
             app.join("lib").join(format!("f{i}.bin")),
-            data(i, size, i % 3 != 0),
+            data(i, size, !i.is_multiple_of(3)),
         )
         .unwrap();
         total += size;
