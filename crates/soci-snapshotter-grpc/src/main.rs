@@ -101,9 +101,10 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .flatten_event(true)
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            args.log_level.directive(),
-        ))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "{},h2=info,hyper=info,hyper_util=info,tower=info,tonic=info",
+            args.log_level.directive()
+        )))
         .init();
     let config = load_config(&args)?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
