@@ -149,9 +149,13 @@ async fn client(sock: &Path) -> SnapshotsClient<tonic::transport::Channel> {
 }
 
 fn ns_req<T>(t: T) -> Request<T> {
+    req_in("test", t)
+}
+
+fn req_in<T>(ns: &str, t: T) -> Request<T> {
     let mut r = Request::new(t);
     r.metadata_mut()
-        .insert("containerd-namespace", "test".parse().unwrap());
+        .insert("containerd-namespace", ns.parse().unwrap());
     r
 }
 
@@ -476,23 +480,18 @@ impl Drop for ContainerdCleanup {
     }
 }
 
-#[test]
-fn containerd_runs_busybox_through_soci() {
-    if !containerd_prerequisites() {
-        return;
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("soci-e2e")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let w = dir.path();
-    // Unmount leftovers last (guards drop in reverse order of declaration).
-    let _unmount = UnmountGuard(w.to_path_buf());
-    let image_tar = build_busybox_image(w);
+/// A namespace no other test or containerd on the machine uses.
+fn unique_namespace() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("soci-e2e-{}-{nanos}", std::process::id())
+}
 
-    let sock = w.join("soci.sock");
-    let mut soci = start_daemon(w, &sock, &[]);
-
+/// containerd 1.6 with a private root, state and socket, the CRI plugin off,
+/// and `soci` as a proxy snapshotter on `snapshotter_sock`.
+fn start_containerd(w: &Path, snapshotter_sock: &Path) -> (Proc, PathBuf) {
     let ctd = w.join("ctd");
     std::fs::create_dir_all(&ctd).unwrap();
     let ctd_sock = ctd.join("containerd.sock");
@@ -511,7 +510,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         root = ctd.join("root").display(),
         state = ctd.join("state").display(),
         grpc = ctd_sock.display(),
-        sock = sock.display(),
+        sock = snapshotter_sock.display(),
     );
     std::fs::write(ctd.join("config.toml"), config).unwrap();
     let mut containerd = Proc::spawn(
@@ -525,13 +524,30 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         containerd.assert_running();
         is_socket(&ctd_sock)
     });
+    (containerd, ctd_sock)
+}
+
+#[test]
+fn containerd_runs_busybox_through_soci() {
+    if !containerd_prerequisites() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("soci-e2e")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let w = dir.path();
+    // Unmount leftovers last (guards drop in reverse order of declaration).
+    let _unmount = UnmountGuard(w.to_path_buf());
+    let image_tar = build_busybox_image(w);
+
+    let sock = w.join("soci.sock");
+    let mut soci = start_daemon(w, &sock, &[]);
+
+    let (mut containerd, ctd_sock) = start_containerd(w, &sock);
 
     // A namespace of our own: the runc shim shares /run/containerd paths.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let ns = format!("soci-e2e-{}-{nanos}", std::process::id());
+    let ns = unique_namespace();
     let ctr_base = vec![
         "-a".to_string(),
         ctd_sock.display().to_string(),
@@ -708,4 +724,208 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         "{}",
         soci.log_text()
     );
+}
+
+/// containerd's remote-snapshot protocol against the seam: a prepare with a
+/// target chain ID that the remote implementation mounts comes back from
+/// containerd as AlreadyExists, containerd finds the committed target through
+/// its filtered Walk, and children of it mount it as a lower layer.
+#[test]
+fn containerd_accepts_remote_snapshots_from_the_seam() {
+    use containerd_client::services::v1::leases_client::LeasesClient;
+    use containerd_client::services::v1::snapshots::{
+        Kind, MountsRequest, RemoveSnapshotRequest, StatSnapshotRequest,
+    };
+    use containerd_client::services::v1::{CreateRequest, DeleteRequest};
+    use soci_snapshotter::remote::fake::{FakeRemote, MARKER};
+    use soci_snapshotter::remote::{REMOTE_LABEL, TARGET_SNAPSHOT_LABEL};
+    use soci_snapshotter::{Config, RemoteOutcome, Shutdown};
+    const LEASE: &str = "soci-e2e-lease";
+    fn leased<T>(ns: &str, t: T) -> Request<T> {
+        let mut r = req_in(ns, t);
+        r.metadata_mut()
+            .insert("containerd-lease", LEASE.parse().unwrap());
+        r
+    }
+
+    if !containerd_prerequisites() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("soci-e2e")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let w = dir.path();
+    let _unmount = UnmountGuard(w.to_path_buf());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sock = w.join("soci.sock");
+    let config = Config {
+        root: w.join("root"),
+        address: sock.clone(),
+        ..Config::default()
+    };
+    let fake = FakeRemote::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let server = {
+        let (config, fake) = (config.clone(), fake.clone());
+        rt.spawn(async move {
+            soci_snapshotter::serve(&config, fake, async {
+                stopped.await.unwrap_or(Shutdown::LeaveMounts)
+            })
+            .await
+        })
+    };
+    wait_until("the snapshotter socket", Duration::from_secs(30), || {
+        is_socket(&sock)
+    });
+    let (mut containerd, ctd_sock) = start_containerd(w, &sock);
+    let ns = unique_namespace();
+    let chain = "sha256:1234567890abcdef";
+    rt.block_on(async {
+        let channel = containerd_client::connect(&ctd_sock).await.unwrap();
+        // A lease keeps containerd's garbage collector off these snapshots,
+        // which nothing else references, until the test lets go of it.
+        let mut leases = LeasesClient::new(channel.clone());
+        leases
+            .create(req_in(
+                &ns,
+                CreateRequest {
+                    id: LEASE.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
+        let mut c = SnapshotsClient::new(channel);
+        fake.push(Ok(RemoteOutcome::Mounted {
+            labels: Default::default(),
+        }));
+        let err = c
+            .prepare(leased(
+                &ns,
+                PrepareSnapshotRequest {
+                    snapshotter: "soci".into(),
+                    key: "extract-1".into(),
+                    labels: [(TARGET_SNAPSHOT_LABEL.to_string(), chain.to_string())].into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err:?}");
+        let info = c
+            .stat(leased(
+                &ns,
+                StatSnapshotRequest {
+                    snapshotter: "soci".into(),
+                    key: chain.into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .info
+            .unwrap();
+        assert_eq!(info.kind, Kind::Committed as i32);
+        assert_eq!(
+            info.labels.get(REMOTE_LABEL).map(String::as_str),
+            Some("remote snapshot")
+        );
+        let m = c
+            .prepare(leased(
+                &ns,
+                PrepareSnapshotRequest {
+                    snapshotter: "soci".into(),
+                    key: "container".into(),
+                    parent: chain.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .mounts;
+        let again = c
+            .mounts(leased(
+                &ns,
+                MountsRequest {
+                    snapshotter: "soci".into(),
+                    key: "container".into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .mounts;
+        assert_eq!(m, again);
+        let lower = m[0]
+            .options
+            .iter()
+            .find_map(|o| o.strip_prefix("lowerdir="))
+            .unwrap_or_else(|| panic!("{m:?}"));
+        assert_eq!(
+            std::fs::read_to_string(Path::new(lower).join(MARKER)).unwrap(),
+            chain
+        );
+        c.remove(leased(
+            &ns,
+            RemoveSnapshotRequest {
+                snapshotter: "soci".into(),
+                key: "container".into(),
+            },
+        ))
+        .await
+        .unwrap();
+        leases
+            .delete(req_in(
+                &ns,
+                DeleteRequest {
+                    id: LEASE.into(),
+                    sync: true,
+                },
+            ))
+            .await
+            .unwrap();
+        // containerd's garbage collector removes them from the snapshotter.
+        let mut own = client(&sock).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut s = own
+                .list(Request::new(ListSnapshotsRequest::default()))
+                .await
+                .unwrap()
+                .into_inner();
+            let mut n = 0;
+            while let Some(m) = s.message().await.unwrap() {
+                n += m.info.len();
+            }
+            if n == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{n} snapshots never collected");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let snapshots = w.join("root/snapshotter/snapshots");
+    wait_until(
+        "snapshot directories to go",
+        Duration::from_secs(30),
+        || std::fs::read_dir(&snapshots).unwrap().count() == 0,
+    );
+    containerd.assert_running();
+    let _ = run(
+        Command::new("ctr")
+            .arg("-a")
+            .arg(&ctd_sock)
+            .args(["namespaces", "rm", &ns]),
+        Duration::from_secs(30),
+    );
+    containerd.signal("TERM");
+    containerd.wait(Duration::from_secs(30));
+    stop.send(Shutdown::Unmount).unwrap();
+    rt.block_on(server).unwrap().unwrap();
 }
