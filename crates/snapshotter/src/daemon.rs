@@ -14,6 +14,9 @@ use crate::mounts::check_overlay_supported;
 use crate::remote::RemoteLayers;
 use crate::snapshotter::Snapshotter;
 
+/// How long requests in flight may take to finish once a shutdown is asked for.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How the daemon was asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {
@@ -67,21 +70,35 @@ where
     let listener = bind(config)?;
     info!(address = %config.address.display(), root = %config.root.display(), "serving containerd snapshots");
 
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let signal = async move {
-        let how = shutdown.await;
-        let _ = tx.send(how);
-    };
-    let served = tonic::transport::Server::builder()
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
         .add_service(SnapshotService::new(snapshotter.clone()).into_server())
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
-        .await;
-    let _ = std::fs::remove_file(&config.address);
-    served.map_err(|source| SnapshotError::Serve {
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    tokio::pin!(server);
+    tokio::pin!(shutdown);
+    let serve_error = |source| SnapshotError::Serve {
         address: config.address.clone(),
         source,
-    })?;
-    let how = rx.await.unwrap_or(Shutdown::LeaveMounts);
+    };
+    let how = tokio::select! {
+        served = &mut server => {
+            let _ = std::fs::remove_file(&config.address);
+            served.map_err(serve_error)?;
+            // The server only stops on its own by failing.
+            return Ok(Shutdown::LeaveMounts);
+        }
+        how = &mut shutdown => how,
+    };
+    let _ = stop_tx.send(());
+    // containerd keeps its connection open: give requests in flight a moment,
+    // then stop without waiting for clients to hang up.
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        Ok(served) => served.map_err(serve_error)?,
+        Err(_) => info!(grace = ?SHUTDOWN_GRACE, "closing connections still open"),
+    }
+    let _ = std::fs::remove_file(&config.address);
     info!(?how, "shutting down");
     if how == Shutdown::Unmount {
         snapshotter.unmount_all().await?;

@@ -3,8 +3,11 @@
 //!
 //! A selector is a field path, optionally followed by `==` or `!=` and a value.
 //! Fields are `name`, `parent`, `kind` and `labels.<key>`; path parts and values
-//! may be double-quoted (`labels."containerd.io/gc.root"`). A bare path tests
-//! that the field is present and non-empty. The regex operator `~=` is refused.
+//! may be double-quoted (`labels."containerd.io/gc.root"`). As in containerd,
+//! `name`, `parent` and `kind` are always present (a base snapshot's parent is
+//! `""`, which containerd's remote-snapshot lookup filters on with
+//! `parent==""`), and a label is present when it is set. A bare path tests
+//! presence. The regex operator `~=` is refused.
 
 use crate::error::{Result, SnapshotError};
 use crate::types::Info;
@@ -54,7 +57,7 @@ impl Selector {
             .as_slice()
         {
             ["name"] => Some(info.name.as_str()),
-            ["parent"] => info.parent.as_deref(),
+            ["parent"] => Some(info.parent.as_deref().unwrap_or("")),
             ["kind"] => Some(info.kind.as_str()),
             ["labels", key] => info.labels.get(*key).map(String::as_str),
             ["labels", rest @ ..] if rest.len() > 1 => {
@@ -67,7 +70,7 @@ impl Selector {
     fn matches(&self, info: &Info) -> bool {
         let value = self.field(info);
         match &self.op {
-            Op::Present => value.is_some_and(|v| !v.is_empty()),
+            Op::Present => value.is_some(),
             Op::Eq(want) => value == Some(want.as_str()),
             Op::Ne(want) => value != Some(want.as_str()),
         }
@@ -209,7 +212,11 @@ mod tests {
         assert!(f(&[]).matches(&a));
         assert!(f(&["name==a"]).matches(&a) && !f(&["name==a"]).matches(&b));
         assert!(f(&["kind==active"]).matches(&b));
-        assert!(f(&["parent==a"]).matches(&b) && !f(&["parent"]).matches(&a));
+        assert!(f(&["parent==a"]).matches(&b) && !f(&["parent==a"]).matches(&a));
+        // containerd's lookup of a remote base layer.
+        let q = r#"labels."containerd.io/gc.root"==x,parent=="""#;
+        assert!(f(&[q]).matches(&a) && !f(&[q]).matches(&b));
+        assert!(f(&["parent"]).matches(&a) && !f(&["labels.nope"]).matches(&a));
         assert!(f(&[r#"labels."containerd.io/gc.root""#]).matches(&a));
         assert!(f(&["labels.t==1,kind==committed"]).matches(&a));
         assert!(!f(&["labels.t==1,kind==active"]).matches(&a));

@@ -9,6 +9,7 @@ use soci_snapshots_api::snapshots as pb;
 use soci_snapshots_api::{Snapshots, SnapshotsServer};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
+use tracing::debug;
 
 use crate::error::SnapshotError;
 use crate::remote::RemoteLayers;
@@ -59,12 +60,16 @@ impl<R: RemoteLayers> SnapshotService<R> {
     }
 }
 
-fn namespace<T>(req: &Request<T>) -> Option<String> {
-    req.metadata()
+/// The request's namespace; also logs the request at debug level.
+fn namespace<T: std::fmt::Debug>(req: &Request<T>) -> Option<String> {
+    let ns = req
+        .metadata()
         .get(NAMESPACE_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
+        .map(str::to_string);
+    debug!(namespace = ns.as_deref(), request = ?req.get_ref(), "snapshots request");
+    ns
 }
 
 fn parent(p: &str) -> Option<&str> {
@@ -265,7 +270,8 @@ impl<R: RemoteLayers> Snapshots for SnapshotService<R> {
         }))
     }
 
-    async fn cleanup(&self, _req: Request<pb::CleanupRequest>) -> Result<Response<()>, Status> {
+    async fn cleanup(&self, req: Request<pb::CleanupRequest>) -> Result<Response<()>, Status> {
+        namespace(&req);
         self.snapshotter.cleanup().await?;
         Ok(Response::new(()))
     }

@@ -22,10 +22,12 @@ use crate::usage::disk_usage;
 
 /// A containerd snapshotter storing its state under `<root>/snapshotter`.
 ///
-/// Every method takes the request's containerd namespace. `None` (no
-/// `containerd-namespace` header, as containerd's garbage collector sends)
-/// means all namespaces: lookups then need the key to be unique, and creating
-/// snapshots is refused. Cloning is cheap and shares the state.
+/// Every method takes the request's containerd namespace, if it had one.
+/// Without it (containerd 1.6 never forwards the `containerd-namespace` header
+/// to proxy plugins; its keys carry the namespace as `<ns>/<seq>/<key>`),
+/// lookups search all namespaces and need the key to be unique there, listing
+/// covers all namespaces, and new snapshots go to the namespace in front of
+/// the key (or `default`). Cloning is cheap and shares the state.
 pub struct Snapshotter<R: RemoteLayers = DeferAll> {
     inner: Arc<Inner<R>>,
 }
@@ -64,10 +66,26 @@ impl<R> Inner<R> {
     }
 }
 
-fn require_ns<'a>(namespace: Option<&'a str>, key: &str) -> Result<&'a str> {
-    namespace.filter(|ns| !ns.is_empty()).ok_or_else(|| {
-        SnapshotError::precondition(key, "a namespace is required to create snapshots")
-    })
+/// The namespace a new snapshot is stored in: the request's, else the one
+/// containerd's metadata layer puts in front of its keys (`<ns>/<seq>/<key>`;
+/// containerd 1.6 does not forward the namespace header to proxy plugins),
+/// else containerd's `default`.
+pub(crate) fn create_namespace(namespace: Option<&str>, key: &str) -> String {
+    if let Some(ns) = namespace.filter(|ns| !ns.is_empty()) {
+        return ns.to_string();
+    }
+    let mut parts = key.splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(ns), Some(seq), Some(rest))
+            if !ns.is_empty()
+                && !rest.is_empty()
+                && !seq.is_empty()
+                && seq.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            ns.to_string()
+        }
+        _ => "default".to_string(),
+    }
 }
 
 fn mkdir(path: &Path, mode: u32) -> Result<()> {
@@ -230,7 +248,7 @@ impl<R: RemoteLayers> Snapshotter<R> {
         parent: Option<&str>,
         labels: Labels,
     ) -> Result<Vec<Mount>> {
-        let ns = require_ns(namespace, key)?;
+        let ns = &create_namespace(namespace, key);
         let target = labels
             .get(TARGET_SNAPSHOT_LABEL)
             .filter(|t| !t.is_empty())
@@ -358,7 +376,7 @@ impl<R: RemoteLayers> Snapshotter<R> {
         parent: Option<&str>,
         labels: Labels,
     ) -> Result<Vec<Mount>> {
-        let ns = require_ns(namespace, key)?;
+        let ns = &create_namespace(namespace, key);
         let (entry, ancestors) = self.create(ns, key, Kind::View, parent, labels).await?;
         self.mounts_of(&entry, &ancestors).await
     }
@@ -596,5 +614,24 @@ impl<R: RemoteLayers> Snapshotter<R> {
             unmount(&m, false)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::create_namespace;
+
+    #[test]
+    fn namespace_for_new_snapshots() {
+        assert_eq!(create_namespace(Some("hdr"), "other/1/k"), "hdr");
+        assert_eq!(
+            create_namespace(None, "k8s.io/12/extract-1 sha256:ab"),
+            "k8s.io"
+        );
+        assert_eq!(create_namespace(None, "ns/1/a/b"), "ns");
+        assert_eq!(create_namespace(Some(""), "plain"), "default");
+        assert_eq!(create_namespace(None, "sha256:ab"), "default");
+        assert_eq!(create_namespace(None, "a/b/c"), "default");
+        assert_eq!(create_namespace(None, "ns/1/"), "default");
     }
 }

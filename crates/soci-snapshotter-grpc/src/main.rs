@@ -99,9 +99,10 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .flatten_event(true)
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            args.log_level.directive(),
-        ))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "{},h2=info,hyper=info,hyper_util=info,tower=info,tonic=info",
+            args.log_level.directive()
+        )))
         .init();
     let is_default = args.config == std::path::Path::new(config::DEFAULT_CONFIG_PATH);
     match args.command {
