@@ -64,10 +64,24 @@ impl<R> Inner<R> {
     }
 }
 
-fn require_ns<'a>(namespace: Option<&'a str>, key: &str) -> Result<&'a str> {
-    namespace.filter(|ns| !ns.is_empty()).ok_or_else(|| {
-        SnapshotError::precondition(key, "a namespace is required to create snapshots")
-    })
+/// The namespace of a request: the `containerd-namespace` header, else the
+/// `<namespace>/<number>/` prefix containerd's metadata store puts on every
+/// key it hands a proxy snapshotter (containerd 1.6 does not forward the
+/// header to proxy plugins).
+fn require_ns<'a>(namespace: Option<&'a str>, key: &'a str) -> Result<&'a str> {
+    namespace
+        .filter(|ns| !ns.is_empty())
+        .or_else(|| key_namespace(key))
+        .ok_or_else(|| {
+            SnapshotError::precondition(key, "a namespace is required to create snapshots")
+        })
+}
+
+/// The namespace part of a containerd-namespaced key `<ns>/<number>/<key>`.
+fn key_namespace(key: &str) -> Option<&str> {
+    let mut parts = key.splitn(3, '/');
+    let (ns, id, _) = (parts.next()?, parts.next()?, parts.next()?);
+    (!ns.is_empty() && !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then_some(ns)
 }
 
 fn mkdir(path: &Path, mode: u32) -> Result<()> {
@@ -600,5 +614,27 @@ impl<R: RemoteLayers> Snapshotter<R> {
             unmount(&m, false)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod namespace_tests {
+    use super::*;
+
+    #[test]
+    fn namespace_from_header_or_containerd_key_prefix() {
+        assert_eq!(
+            require_ns(Some("h"), "k8s.io/12/extract-1 sha").unwrap(),
+            "h"
+        );
+        assert_eq!(
+            require_ns(None, "k8s.io/12/extract-1 sha256:x").unwrap(),
+            "k8s.io"
+        );
+        assert_eq!(require_ns(Some(""), "ns/3/a/b").unwrap(), "ns");
+        assert!(require_ns(None, "plain-key").is_err());
+        assert!(require_ns(None, "ns/x/key").is_err());
+        assert!(require_ns(None, "ns/1").is_err());
+        assert!(require_ns(None, "/1/key").is_err());
     }
 }
