@@ -54,7 +54,9 @@ impl Selector {
             .as_slice()
         {
             ["name"] => Some(info.name.as_str()),
-            ["parent"] => info.parent.as_deref(),
+            // No parent is the empty string, as in containerd (whose
+            // metadata store walks with `parent==""` for bottom layers).
+            ["parent"] => Some(info.parent.as_deref().unwrap_or("")),
             ["kind"] => Some(info.kind.as_str()),
             ["labels", key] => info.labels.get(*key).map(String::as_str),
             ["labels", rest @ ..] if rest.len() > 1 => {
@@ -195,6 +197,32 @@ mod tests {
 
     fn f(s: &[&str]) -> Filters {
         Filters::parse(&s.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn containerd_remote_snapshot_lookup() {
+        // The filter containerd's metadata store walks with after a remote
+        // snapshotter answers Prepare with AlreadyExists.
+        let target = "sha256:37ece565af598ac3476dade1b677956d006fdf98bb858ce39e32dfa31871da1d";
+        let bottom = info(
+            target,
+            None,
+            Kind::Committed,
+            &[("containerd.io/snapshot.ref", target)],
+        );
+        let filter = format!(r#"labels."containerd.io/snapshot.ref"=={target},parent=="""#);
+        assert!(f(&[&filter]).matches(&bottom));
+        let upper = info(
+            "u",
+            Some("ns/1/p"),
+            Kind::Committed,
+            &[("containerd.io/snapshot.ref", "u")],
+        );
+        let filter = r#"labels."containerd.io/snapshot.ref"==u,parent=="ns/1/p""#;
+        assert!(f(&[filter]).matches(&upper));
+        assert!(!f(&[r#"parent=="""#]).matches(&upper));
+        assert!(f(&[r#"parent!="""#]).matches(&upper));
+        assert!(!f(&["parent"]).matches(&bottom));
     }
 
     #[test]
