@@ -65,6 +65,44 @@ pub enum ContentStoreKind {
 pub enum Command {
     /// Convert an image to a SOCI-enabled image (SOCI index manifest v2).
     Convert(ConvertArgs),
+    /// Work with images in containerd.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+/// `soci image` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Pull an image through containerd so that the SOCI snapshotter can
+    /// load its layers lazily (layers it cannot are downloaded and unpacked
+    /// as usual).
+    Rpull(RpullArgs),
+}
+
+/// `soci image rpull`.
+#[derive(Debug, Args)]
+pub struct RpullArgs {
+    /// Use plain HTTP to reach the registry (loopback registries always are).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Accept any TLS certificate from the registry.
+    #[arg(long)]
+    pub skip_verify: bool,
+    /// Registry credentials; without the password it is read from stdin.
+    #[arg(short = 'u', long, value_name = "USER[:PASSWORD]")]
+    pub user: Option<String>,
+    /// Use this SOCI index instead of discovering one.
+    #[arg(long, value_name = "DIGEST")]
+    pub soci_index_digest: Option<String>,
+    /// Platform to pull (os/arch[/variant]); default: the host's.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// containerd snapshotter to prepare the layers on.
+    #[arg(long, default_value = "soci")]
+    pub snapshotter: String,
+    /// The image, e.g. `registry.example.com/app:1.0`.
+    #[arg(value_name = "REF")]
+    pub reference: String,
 }
 
 /// Flags of index-building commands.

@@ -2,6 +2,8 @@
 //! the `soci` binary, and a real `docker-registry` on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod containerd;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpListener;

@@ -1,0 +1,317 @@
+//! containerd's content store: write a blob (with its expected digest and
+//! size, under a `ref` that names the ingest), look blobs up, set labels.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use containerd_client::services::v1::content_client::ContentClient;
+use containerd_client::services::v1::{
+    AbortRequest, Info, InfoRequest, UpdateRequest, WriteAction, WriteContentRequest,
+    WriteContentResponse,
+};
+use futures_util::{Stream, StreamExt};
+use soci_format::json::{self, Descriptor};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Streaming};
+
+use crate::client::Containerd;
+use crate::error::{CtrdError, Result};
+
+/// Data is sent to containerd in messages of at most this many bytes
+/// (containerd accepts up to 16 MiB per message).
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// What [`Containerd::write_content`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The blob was written and committed.
+    Written,
+    /// The namespace already had the blob; its labels were updated instead.
+    Existed,
+}
+
+/// The ingest `ref` containerd's own fetcher uses for a descriptor
+/// (`manifest-<digest>`, `index-…`, `layer-…`, `config-…`, `unknown-…`), so
+/// that a concurrent `ctr pull` of the same blob waits on the same ingest.
+pub fn ref_key(desc: &Descriptor) -> String {
+    let mt = desc.media_type.as_str();
+    let kind = if json::is_manifest_type(mt) {
+        "manifest"
+    } else if json::is_index_type(mt) {
+        "index"
+    } else if json::is_layer_type(mt) {
+        "layer"
+    } else if json::is_config_type(mt) {
+        "config"
+    } else {
+        "unknown"
+    };
+    format!("{kind}-{}", desc.digest)
+}
+
+impl Containerd {
+    fn content(&self) -> ContentClient<tonic::transport::Channel> {
+        ContentClient::new(self.channel())
+    }
+
+    /// A blob's info (size, labels), or `None` when the namespace lacks it.
+    pub async fn content_info(&self, digest: &str) -> Result<Option<Info>> {
+        match self
+            .content()
+            .info(self.request(InfoRequest {
+                digest: digest.to_string(),
+            }))
+            .await
+        {
+            Ok(r) => Ok(r.into_inner().info),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(self.rpc_error("get content info of", digest, &s)),
+        }
+    }
+
+    /// Set (add or replace) `labels` on a blob, leaving its other labels alone.
+    pub async fn update_content_labels(
+        &self,
+        digest: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let paths = labels.keys().map(|k| format!("labels.{k}")).collect();
+        self.content()
+            .update(self.request(UpdateRequest {
+                info: Some(Info {
+                    digest: digest.to_string(),
+                    labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    ..Info::default()
+                }),
+                update_mask: Some(prost_types::FieldMask { paths }),
+            }))
+            .await
+            .map_err(|s| self.rpc_error("set labels on content", digest, &s))?;
+        Ok(())
+    }
+
+    /// Write a blob held in memory; see [`Self::write_content`].
+    pub async fn write_content_bytes(
+        &self,
+        desc: &Descriptor,
+        labels: &BTreeMap<String, String>,
+        data: &[u8],
+    ) -> Result<WriteOutcome> {
+        let data = Bytes::copy_from_slice(data);
+        let stream = futures_util::stream::iter(std::iter::once(Ok(data)));
+        self.write_content(desc, labels, stream).await
+    }
+
+    /// Write the blob `desc` from `data` into the content store under the
+    /// ingest [`ref_key`], committing it with `labels` (containerd checks
+    /// the size and digest). When the namespace already has the blob,
+    /// nothing is sent and `labels` are set on it instead.
+    ///
+    /// An error from `data` aborts the ingest and is returned as it is.
+    pub async fn write_content<S>(
+        &self,
+        desc: &Descriptor,
+        labels: &BTreeMap<String, String>,
+        data: S,
+    ) -> Result<WriteOutcome>
+    where
+        S: Stream<Item = Result<Bytes>> + Unpin,
+    {
+        let reference = ref_key(desc);
+        match self.write_session(&reference, desc, labels, data).await {
+            Ok(()) => Ok(WriteOutcome::Written),
+            Err(Failure::Exists) => {
+                self.update_content_labels(&desc.digest, labels).await?;
+                Ok(WriteOutcome::Existed)
+            }
+            Err(Failure::Source(e)) => {
+                self.abort_ingest(&reference).await;
+                Err(e)
+            }
+            Err(Failure::Rpc(s)) => {
+                self.abort_ingest(&reference).await;
+                Err(self.rpc_error("write content", &desc.digest, &s))
+            }
+        }
+    }
+
+    /// One `Write` session: stat, write from offset 0 (which also discards
+    /// what an interrupted earlier ingest of the same ref left), commit.
+    /// Every request is answered before the next is sent.
+    async fn write_session<S>(
+        &self,
+        reference: &str,
+        desc: &Descriptor,
+        labels: &BTreeMap<String, String>,
+        mut data: S,
+    ) -> Result<(), Failure>
+    where
+        S: Stream<Item = Result<Bytes>> + Unpin,
+    {
+        let (tx, rx) = mpsc::channel::<WriteContentRequest>(2);
+        let base = WriteContentRequest {
+            r#ref: reference.to_string(),
+            total: desc.size,
+            expected: desc.digest.clone(),
+            ..WriteContentRequest::default()
+        };
+        send(
+            &tx,
+            WriteContentRequest {
+                action: WriteAction::Stat as i32,
+                ..base.clone()
+            },
+        )
+        .await?;
+        let mut responses: Streaming<WriteContentResponse> = self
+            .content()
+            .write(self.request(ReceiverStream::new(rx)))
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner();
+        answer(&mut responses).await?;
+
+        let mut offset: i64 = 0;
+        let mut pending: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+        while let Some(chunk) = data.next().await {
+            pending.extend_from_slice(&chunk.map_err(Failure::Source)?);
+            while pending.len() >= WRITE_CHUNK {
+                let rest = pending.split_off(WRITE_CHUNK);
+                let full = std::mem::replace(&mut pending, rest);
+                write(&tx, &mut responses, &base, &mut offset, full).await?;
+            }
+        }
+        // The first write goes out even when empty: at offset 0 it also
+        // truncates what an earlier ingest of this ref left behind.
+        if !pending.is_empty() || offset == 0 {
+            write(&tx, &mut responses, &base, &mut offset, pending).await?;
+        }
+        send(
+            &tx,
+            WriteContentRequest {
+                action: WriteAction::Commit as i32,
+                offset,
+                labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                ..base
+            },
+        )
+        .await?;
+        answer(&mut responses).await?;
+        drop(tx);
+        // containerd ends the call once our side is closed.
+        while responses
+            .message()
+            .await
+            .map_err(Failure::from_status)?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    async fn abort_ingest(&self, reference: &str) {
+        if let Err(s) = self
+            .content()
+            .abort(self.request(AbortRequest {
+                r#ref: reference.to_string(),
+            }))
+            .await
+            && s.code() != Code::NotFound
+        {
+            tracing::warn!(reference, error = %s.message(), "aborting a failed content ingest");
+        }
+    }
+}
+
+/// Why a write session stopped.
+enum Failure {
+    /// containerd already has the blob.
+    Exists,
+    /// The data source failed.
+    Source(CtrdError),
+    /// containerd refused.
+    Rpc(tonic::Status),
+}
+
+impl Failure {
+    fn from_status(s: tonic::Status) -> Failure {
+        if s.code() == Code::AlreadyExists {
+            Failure::Exists
+        } else {
+            Failure::Rpc(s)
+        }
+    }
+}
+
+/// Send one `WRITE` of `data` at `offset` and wait for its answer.
+async fn write(
+    tx: &mpsc::Sender<WriteContentRequest>,
+    responses: &mut Streaming<WriteContentResponse>,
+    base: &WriteContentRequest,
+    offset: &mut i64,
+    data: Vec<u8>,
+) -> Result<(), Failure> {
+    let n = data.len() as i64;
+    send(
+        tx,
+        WriteContentRequest {
+            action: WriteAction::Write as i32,
+            offset: *offset,
+            data,
+            ..base.clone()
+        },
+    )
+    .await?;
+    answer(responses).await?;
+    *offset += n;
+    Ok(())
+}
+
+async fn send(
+    tx: &mpsc::Sender<WriteContentRequest>,
+    req: WriteContentRequest,
+) -> Result<(), Failure> {
+    tx.send(req).await.map_err(|_| {
+        Failure::Rpc(tonic::Status::unavailable(
+            "containerd closed the write stream",
+        ))
+    })
+}
+
+async fn answer(
+    responses: &mut Streaming<WriteContentResponse>,
+) -> Result<WriteContentResponse, Failure> {
+    match responses.message().await {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err(Failure::Rpc(tonic::Status::unavailable(
+            "containerd ended the write stream early",
+        ))),
+        Err(s) => Err(Failure::from_status(s)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ref_keys_follow_containerd() {
+        let d = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let k = |mt: &str| ref_key(&Descriptor::new(mt, d, 1));
+        assert_eq!(k(json::MEDIA_TYPE_OCI_MANIFEST), format!("manifest-{d}"));
+        assert_eq!(k(json::MEDIA_TYPE_DOCKER_MANIFEST), format!("manifest-{d}"));
+        assert_eq!(k(json::MEDIA_TYPE_OCI_INDEX), format!("index-{d}"));
+        assert_eq!(
+            k(json::MEDIA_TYPE_DOCKER_MANIFEST_LIST),
+            format!("index-{d}")
+        );
+        assert_eq!(k(json::MEDIA_TYPE_OCI_LAYER_GZIP), format!("layer-{d}"));
+        assert_eq!(k(json::MEDIA_TYPE_DOCKER_LAYER_GZIP), format!("layer-{d}"));
+        assert_eq!(k(json::MEDIA_TYPE_OCI_CONFIG), format!("config-{d}"));
+        assert_eq!(k(json::MEDIA_TYPE_DOCKER_CONFIG), format!("config-{d}"));
+        assert_eq!(k("application/octet-stream"), format!("unknown-{d}"));
+    }
+}
