@@ -502,7 +502,7 @@ pub fn build_image(dir: &Path, big_mb: usize) -> (std::path::PathBuf, BTreeMap<S
     }
     let image = format!("{}:latest", layout.display());
     run(Command::new(&umoci)
-        .args(["repack", "--image"])
+        .args(["repack", "--refresh-bundle", "--image"])
         .arg(&image)
         .arg(&bundle));
     // The big layer: many files, text-like and incompressible, plus links.
@@ -527,7 +527,7 @@ pub fn build_image(dir: &Path, big_mb: usize) -> (std::path::PathBuf, BTreeMap<S
     std::os::unix::fs::symlink("hello.txt", app.join("link.txt")).unwrap();
     std::fs::hard_link(app.join("hello.txt"), app.join("hard.txt")).unwrap();
     run(Command::new(&umoci)
-        .args(["repack", "--image"])
+        .args(["repack", "--refresh-bundle", "--image"])
         .arg(&image)
         .arg(&bundle));
     // A small top layer with a whiteout and a replaced directory.
@@ -537,7 +537,7 @@ pub fn build_image(dir: &Path, big_mb: usize) -> (std::path::PathBuf, BTreeMap<S
     std::fs::write(app.join("old/new.txt"), b"new content\n").unwrap();
     std::fs::write(app.join("top.txt"), b"top layer\n").unwrap();
     run(Command::new(&umoci)
-        .args(["repack", "--image"])
+        .args(["repack", "--refresh-bundle", "--image"])
         .arg(&image)
         .arg(&bundle));
     run(Command::new(&umoci)
