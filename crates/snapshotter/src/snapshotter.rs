@@ -254,12 +254,12 @@ impl<R: RemoteLayers> Snapshotter<R> {
             let existing = self
                 .blocking(move |i| i.meta.resolve(Some(&ns), &t).map(Some))
                 .await;
-            if let Ok(Some(e)) = existing {
-                if e.record.kind == Kind::Committed {
-                    return Err(SnapshotError::TargetExists {
-                        target: target.clone(),
-                    });
-                }
+            if let Ok(Some(e)) = existing
+                && e.record.kind == Kind::Committed
+            {
+                return Err(SnapshotError::TargetExists {
+                    target: target.clone(),
+                });
             }
         }
         let (entry, ancestors) = self
