@@ -256,6 +256,23 @@ fn rpull_of_a_soci_converted_index_picks_the_image_manifest() {
         err.contains("linux/arm64") && err.contains("--platform") && err.contains(&image),
         "{err}"
     );
+
+    // A pull cut short by --timeout says so and leaves no lease behind.
+    let o = soci(&[
+        "--address",
+        ctrd.socket.to_str().unwrap(),
+        "--namespace",
+        &ctrd.namespace,
+        "--timeout",
+        "1ms",
+        "image",
+        "rpull",
+        &image,
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--timeout") && err.contains(&image), "{err}");
+    assert!(ctrd.ctr(&["leases", "ls", "-q"]).trim().is_empty());
 }
 
 #[test]
