@@ -629,6 +629,18 @@ fn unique() -> String {
 mod tests {
     use super::*;
 
+    /// Callers may `tokio::spawn` a pull.
+    #[allow(dead_code)]
+    fn rpull_future_is_send(
+        c: &Containerd,
+        r: &RegistryClient,
+        i: &ImageReference,
+        o: &RpullOptions,
+    ) {
+        fn send<T: Send>(_: T) {}
+        send(rpull(c, r, i, o, &NoEvents));
+    }
+
     #[test]
     fn unique_strings_differ() {
         let a = unique();
