@@ -70,6 +70,16 @@ pub enum CtrdError {
         /// What is wrong.
         reason: String,
     },
+    /// The pull did not finish in time.
+    #[error(
+        "image {image}: the pull did not finish within {limit:?}; what it wrote is released for containerd to collect (raise --timeout to wait longer)"
+    )]
+    Timeout {
+        /// The image reference.
+        image: String,
+        /// The time allowed.
+        limit: std::time::Duration,
+    },
     /// A layer could not be unpacked.
     #[error("image {image}: layer {index} ({digest}): {reason}")]
     Layer {

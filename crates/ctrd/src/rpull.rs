@@ -61,6 +61,9 @@ pub struct RpullOptions {
     pub soci_index_digest: Option<Digest>,
     /// Expiry of the lease that protects the pull while it runs.
     pub lease_expiry: Duration,
+    /// Give up after this long; the lease is still released, so containerd
+    /// collects what was written.
+    pub timeout: Option<Duration>,
 }
 
 impl Default for RpullOptions {
@@ -70,6 +73,7 @@ impl Default for RpullOptions {
             platform: Platform::host_default(),
             soci_index_digest: None,
             lease_expiry: DEFAULT_LEASE_EXPIRY,
+            timeout: None,
         }
     }
 }
@@ -207,16 +211,25 @@ pub async fn rpull(
         .create_lease(&lease_id, options.lease_expiry, BTreeMap::new())
         .await?;
     debug!(lease = %lease.id, image = %name, "created pull lease");
-    let pulled = Pull {
+    let pull = Pull {
         ctrd: ctrd.with_lease(&lease)?,
         registry,
         repo: reference.repository(),
         name: &name,
         options,
         events,
-    }
-    .run(reference)
-    .await;
+    };
+    let pulled = match options.timeout {
+        None => pull.run(reference).await,
+        Some(limit) => tokio::time::timeout(limit, pull.run(reference))
+            .await
+            .unwrap_or_else(|_| {
+                Err(CtrdError::Timeout {
+                    image: name.clone(),
+                    limit,
+                })
+            }),
+    };
     release(ctrd, &lease).await;
     pulled
 }
@@ -615,6 +628,18 @@ fn unique() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Callers may `tokio::spawn` a pull.
+    #[allow(dead_code)]
+    fn rpull_future_is_send(
+        c: &Containerd,
+        r: &RegistryClient,
+        i: &ImageReference,
+        o: &RpullOptions,
+    ) {
+        fn send<T: Send>(_: T) {}
+        send(rpull(c, r, i, o, &NoEvents));
+    }
 
     #[test]
     fn unique_strings_differ() {

@@ -256,6 +256,23 @@ fn rpull_of_a_soci_converted_index_picks_the_image_manifest() {
         err.contains("linux/arm64") && err.contains("--platform") && err.contains(&image),
         "{err}"
     );
+
+    // A pull cut short by --timeout says so and leaves no lease behind.
+    let o = soci(&[
+        "--address",
+        ctrd.socket.to_str().unwrap(),
+        "--namespace",
+        &ctrd.namespace,
+        "--timeout",
+        "1ms",
+        "image",
+        "rpull",
+        &image,
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--timeout") && err.contains(&image), "{err}");
+    assert!(ctrd.ctr(&["leases", "ls", "-q"]).trim().is_empty());
 }
 
 #[test]
@@ -275,4 +292,286 @@ fn rpull_names_the_containerd_address_when_it_is_unreachable() {
     assert!(err.contains(sock.to_str().unwrap()), "{err}");
     assert!(err.contains("--address"), "{err}");
     assert!(!Path::new(&sock).exists());
+}
+
+/// A remote-layer provider for the test below: it records the labels of
+/// every remote `Prepare`, "mounts" the layer `lazy_digest` by extracting its
+/// blob from the OCI layout into the snapshot directory (so the result is
+/// runnable; no FUSE), and defers every other layer.
+#[derive(Clone)]
+struct ExtractOne {
+    layout: std::path::PathBuf,
+    lazy_digest: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<soci_snapshotter::Labels>>>,
+}
+
+impl soci_snapshotter::RemoteLayers for ExtractOne {
+    async fn prepare_remote(
+        &self,
+        request: &soci_snapshotter::RemotePrepare,
+    ) -> Result<soci_snapshotter::RemoteOutcome, soci_snapshotter::RemoteError> {
+        self.seen.lock().unwrap().push(request.labels.clone());
+        let layer = request
+            .labels
+            .get("containerd.io/snapshot/cri.layer-digest")
+            .cloned()
+            .unwrap_or_default();
+        if layer != self.lazy_digest {
+            return Ok(soci_snapshotter::RemoteOutcome::Defer);
+        }
+        let hex = layer.trim_start_matches("sha256:");
+        let blob = self.layout.join("blobs/sha256").join(hex);
+        let st = std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(&blob)
+            .arg("-C")
+            .arg(&request.mountpoint)
+            .status()?;
+        if !st.success() {
+            return Err(format!("extracting {} failed", blob.display()).into());
+        }
+        Ok(soci_snapshotter::RemoteOutcome::Mounted {
+            labels: Default::default(),
+        })
+    }
+
+    async fn check(
+        &self,
+        _snapshot: &soci_snapshotter::RemoteSnapshot,
+    ) -> Result<(), soci_snapshotter::RemoteError> {
+        Ok(())
+    }
+
+    async fn restore(
+        &self,
+        _snapshot: &soci_snapshotter::RemoteSnapshot,
+    ) -> Result<(), soci_snapshotter::RemoteError> {
+        Ok(())
+    }
+
+    async fn unmount(&self, _mountpoint: &Path) -> Result<(), soci_snapshotter::RemoteError> {
+        Ok(())
+    }
+}
+
+/// The snapshotter core served in this process on `<dir>/soci.sock` with a
+/// custom remote-layer provider; stopped (SIGINT-style, unmounting) on drop.
+struct InProcessSnapshotter {
+    socket: std::path::PathBuf,
+    root: std::path::PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcessSnapshotter {
+    fn start<R: soci_snapshotter::RemoteLayers>(dir: &Path, remote: R) -> InProcessSnapshotter {
+        std::fs::create_dir_all(dir).unwrap();
+        let socket = dir.join("soci.sock");
+        let root = dir.join("root");
+        let config = soci_snapshotter::Config {
+            root: root.clone(),
+            address: socket.clone(),
+            ..soci_snapshotter::Config::default()
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let shutdown = async move {
+                let _ = rx.await;
+                soci_snapshotter::Shutdown::Unmount
+            };
+            if let Err(e) = rt.block_on(soci_snapshotter::serve(&config, remote, shutdown)) {
+                eprintln!("in-process snapshotter: {e}");
+            }
+        });
+        common::containerd::wait_for(
+            "the in-process snapshotter socket",
+            std::time::Duration::from_secs(30),
+            || socket.exists() || thread.is_finished(),
+        );
+        assert!(
+            !thread.is_finished(),
+            "the in-process snapshotter stopped at startup"
+        );
+        InProcessSnapshotter {
+            socket,
+            root,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for InProcessSnapshotter {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                eprintln!("the in-process snapshotter did not stop within 20s");
+            }
+        }
+        common::containerd::unmount_under(&self.root);
+    }
+}
+
+#[test]
+fn rpull_labels_reach_the_snapshotter_and_provided_layers_are_not_pulled() {
+    if skipped("rpull_labels_reach_the_snapshotter_and_provided_layers_are_not_pulled") {
+        return;
+    }
+    require_containerd_setup();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let reg = Registry::start();
+    let layout = busybox_layout(dir);
+    let image = format!("{}/bb:lazy", reg.addr);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:latest", layout.display()),
+        &format!("docker://{image}"),
+    ]);
+    // The layout's single manifest and its layers, bottom first.
+    let index = json(&std::fs::read(layout.join("index.json")).unwrap());
+    let manifest_digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest = json(&LayoutBuilder::read_blob(&layout, &manifest_digest));
+    let layers: Vec<(String, u64)> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["digest"].as_str().unwrap().to_string(),
+                l["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(layers.len(), 3);
+
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let snapshotter = InProcessSnapshotter::start(
+        &dir.join("snapshotter"),
+        ExtractOne {
+            layout: layout.clone(),
+            lazy_digest: layers[0].0.clone(),
+            seen: seen.clone(),
+        },
+    );
+    let ctrd = Containerd::start(
+        &dir.join("containerd"),
+        &snapshotter.socket,
+        &unique_namespace("rpull-labels"),
+    );
+    let soci_index = format!("sha256:{}", "5".repeat(64));
+    let o = soci(&[
+        "--address",
+        ctrd.socket.to_str().unwrap(),
+        "--namespace",
+        &ctrd.namespace,
+        "image",
+        "rpull",
+        "--soci-index-digest",
+        &soci_index,
+        &image,
+    ]);
+    assert!(
+        o.status.success(),
+        "{}\ncontainerd log:\n{}",
+        text(&o),
+        tail(&ctrd.proc.log, 30)
+    );
+    let out = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("layer ")).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].contains("lazy"), "{out}");
+    assert!(
+        lines[1].contains("pulled (") && lines[2].contains("pulled ("),
+        "{out}"
+    );
+    assert!(out.contains("1 lazy, 0 local, 2 pulled"), "{out}");
+    // The lazily provided layer was never downloaded into containerd.
+    let content = ctrd.ctr(&["content", "ls", "-q"]);
+    assert!(!content.contains(&layers[0].0), "{content}");
+    assert!(
+        content.contains(&layers[1].0) && content.contains(&layers[2].0),
+        "{content}"
+    );
+
+    // What the snapshotter got, through containerd, for each layer.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    let all: Vec<&str> = layers.iter().map(|(d, _)| d.as_str()).collect();
+    let snaps = ctrd.soci_snapshots();
+    for (i, labels) in seen.iter().enumerate() {
+        let get = |k: &str| labels.get(k).map(String::as_str).unwrap_or("<missing>");
+        assert_eq!(get("containerd.io/snapshot/cri.image-ref"), image);
+        assert_eq!(
+            get("containerd.io/snapshot/cri.manifest-digest"),
+            manifest_digest
+        );
+        assert_eq!(get("containerd.io/snapshot/cri.layer-digest"), layers[i].0);
+        assert_eq!(
+            get("containerd.io/snapshot/cri.image-layers"),
+            all[i..].join(",")
+        );
+        assert_eq!(
+            get("containerd.io/snapshot/remote/soci.size"),
+            layers[i].1.to_string()
+        );
+        let sizes: Vec<String> = layers[i..].iter().map(|(_, s)| s.to_string()).collect();
+        assert_eq!(
+            get("containerd.io/snapshot/remote/image.layers.size"),
+            sizes.join(",")
+        );
+        assert_eq!(
+            get("containerd.io/snapshot/remote/soci.index.digest"),
+            soci_index
+        );
+        let target = get("containerd.io/snapshot.ref");
+        assert!(
+            snaps.iter().any(|(n, _)| n == target),
+            "{target} in {snaps:?}"
+        );
+    }
+    // The provided layer is committed as a remote snapshot.
+    let bottom = snaps.iter().find(|(_, p)| p.is_empty()).unwrap().0.clone();
+    let info = ctrd.ctr(&["snapshots", "--snapshotter", "soci", "info", &bottom]);
+    assert!(
+        info.contains("\"containerd.io/snapshot/remote\": \"remote snapshot\""),
+        "{info}"
+    );
+
+    // And the image runs from the provided bottom layer plus the pulled ones.
+    let run = ctrd.ctr(&[
+        "run",
+        "--snapshotter",
+        "soci",
+        "--rm",
+        &image,
+        &format!("lazy-{}", std::process::id()),
+        "/bin/sh",
+        "-c",
+        "echo hello; cat /etc/greeting",
+    ]);
+    assert_eq!(
+        run.lines().collect::<Vec<_>>(),
+        vec!["hello", "hello-layer2"]
+    );
+    assert_eq!(ctrd.soci_snapshots().len(), 3);
+    drop(ctrd);
 }

@@ -182,6 +182,7 @@ pub(crate) fn rpull(global: &GlobalArgs, args: RpullArgs) -> anyhow::Result<()> 
         snapshotter: args.snapshotter.clone(),
         platform,
         soci_index_digest,
+        timeout,
         ..RpullOptions::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -191,20 +192,8 @@ pub(crate) fn rpull(global: &GlobalArgs, args: RpullArgs) -> anyhow::Result<()> 
         .context("starting the async runtime")?;
     let started = Instant::now();
     let report = rt.block_on(async {
-        let work = async {
-            let ctrd = Containerd::connect(&global.address, &global.namespace).await?;
-            soci_containerd::rpull(&ctrd, &registry, &reference, &options, &PrintEvents).await
-        };
-        match timeout {
-            Some(t) => match tokio::time::timeout(t, work).await {
-                Ok(r) => r.map_err(anyhow::Error::from),
-                Err(_) => Err(anyhow::anyhow!(
-                    "pulling {reference} did not finish within --timeout {t:?}; \
-                     the partial pull is released and containerd cleans it up"
-                )),
-            },
-            None => work.await.map_err(anyhow::Error::from),
-        }
+        let ctrd = Containerd::connect(&global.address, &global.namespace).await?;
+        soci_containerd::rpull(&ctrd, &registry, &reference, &options, &PrintEvents).await
     })?;
     println!(
         "done: {} unpacked on snapshotter {} as {} in {:.1}s: {} layer(s), {} lazy, {} local, {} pulled, {} already present; {} downloaded",
