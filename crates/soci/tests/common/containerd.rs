@@ -186,6 +186,8 @@ impl Daemon {
         std::fs::create_dir_all(dir).unwrap();
         let socket = dir.join("soci.sock");
         let root = dir.join("root");
+        // An explicit --config must exist; an empty file means every default.
+        std::fs::write(dir.join("config.toml"), b"").unwrap();
         let mut proc = Proc::spawn(
             "soci-snapshotter-grpc",
             Command::new(workspace_bin("soci-snapshotter-grpc"))
