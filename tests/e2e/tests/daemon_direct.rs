@@ -178,6 +178,28 @@ async fn prepare_with_labels_mounts_the_layer_lazily() {
     assert_eq!(v["size"].as_u64(), Some(big_size), "{state}");
     assert!(v["fetchedSize"].as_u64().unwrap() > big_size / 2, "{state}");
 
+    // SIGTERM leaves the mount; the restarted daemon replaces it with a fresh one
+    // from the stored labels, and the layer reads the same.
+    let mut daemon = daemon;
+    daemon.restart("TERM");
+    let again: Vec<_> = mounts_under(&daemon.root)
+        .into_iter()
+        .filter(|(_, t)| t.starts_with("fuse"))
+        .collect();
+    assert_eq!(
+        again.len(),
+        1,
+        "{again:?}\ndaemon log:\n{}",
+        tail(&daemon.proc.log_text(), 40)
+    );
+    let mnt = Path::new(&again[0].0).to_path_buf();
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("app/hello.txt")).unwrap(),
+        "hello from a lazily loaded layer\n"
+    );
+    let channel = containerd_client::connect(&daemon.socket).await.unwrap();
+    let mut client = SnapshotsClient::new(channel);
+
     // Removing the snapshot unmounts the layer.
     client
         .remove(with_namespace!(
