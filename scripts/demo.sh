@@ -3,7 +3,7 @@
 #  1. build soci and soci-snapshotter-grpc;
 #  2. start a private registry on 127.0.0.1, a private containerd with the soci
 #     proxy plugin, and the snapshotter;
-#  3. make an image with a ~${SOCI_DEMO_MB:-200} MB application layer, convert it
+#  3. make an image with a ~${SOCI_DEMO_MB:-300} MB application layer, convert it
 #     with `soci convert --standalone` (no containerd needed) and push it;
 #  4. pull it lazily with `soci image rpull` and run it with `ctr run`, next to a
 #     normal overlayfs pull and run of the unconverted image;
@@ -37,10 +37,10 @@ log: {level: error}
 storage: {filesystem: {rootdirectory: $W/registry}, delete: {enabled: true}}
 http: {addr: $REG}
 YML
-docker-registry serve "$W/registry.yml" >"$W/registry.log" 2>&1 & PIDS+=($!)
+docker-registry serve "$W/registry.yml" >"$W/registry.log" 2>&1 & PIDS+=($!); disown
 for _ in $(seq 1 100); do curl -fs "http://$REG/v2/" >/dev/null && break; sleep 0.1; done
 
-echo "== building an image: busybox + a ~${SOCI_DEMO_MB:-200} MB application layer"
+echo "== building an image: busybox + a ~${SOCI_DEMO_MB:-300} MB application layer"
 cd "$W"
 umoci init --layout img >/dev/null
 umoci new --image img:latest >/dev/null
@@ -48,8 +48,8 @@ umoci unpack --image img:latest bundle >/dev/null
 mkdir -p bundle/rootfs/bin bundle/rootfs/app
 cp /bin/busybox bundle/rootfs/bin/
 for a in sh ls cat echo head wc; do ln -sf busybox "bundle/rootfs/bin/$a"; done
-umoci repack --image img:latest bundle >/dev/null
-python3 - "$W/bundle/rootfs/app" "${SOCI_DEMO_MB:-200}" <<'PY'
+umoci repack --refresh-bundle --image img:latest bundle >/dev/null
+python3 - "$W/bundle/rootfs/app" "${SOCI_DEMO_MB:-300}" <<'PY'
 import os, random, sys
 root, mb = sys.argv[1], int(sys.argv[2])
 rnd = random.Random(42)
@@ -60,7 +60,7 @@ while total < mb << 20:
     d = os.path.join(root, f"pkg{i // 50}")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, f"f{i}.dat"), "wb") as f:
-        if i % 3 == 0:
+        if i % 3 != 0:
             f.write(os.urandom(size))
         else:
             f.write(b"".join(rnd.choice(words) for _ in range(size // 5))[:size])
@@ -68,7 +68,7 @@ while total < mb << 20:
 with open(os.path.join(root, "hello.txt"), "w") as f:
     f.write("hello from a lazily loaded layer\n")
 PY
-umoci repack --image img:latest bundle >/dev/null
+umoci repack --refresh-bundle --image img:latest bundle >/dev/null
 umoci config --image img:latest --config.cmd /bin/cat --config.cmd /app/hello.txt --os linux --architecture amd64 >/dev/null
 (cd img && tar cf ../img.tar .)
 IMG_BYTES=$(python3 -c "
@@ -86,7 +86,7 @@ echo "== starting soci-snapshotter-grpc and containerd"
 mkdir -p "$W/soci" "$W/ctd"
 printf '[background_fetch]\ndisable = true\n' > "$W/soci/config.toml"
 "$BIN/soci-snapshotter-grpc" --root "$W/soci/root" --address "$W/soci/soci.sock" --config "$W/soci/config.toml" \
-  >"$W/soci/daemon.log" 2>&1 & PIDS+=($!)
+  >"$W/soci/daemon.log" 2>&1 & PIDS+=($!); disown
 cat > "$W/ctd/config.toml" <<TOML
 version = 2
 root = "$W/ctd/root"
@@ -99,7 +99,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     type = "snapshot"
     address = "$W/soci/soci.sock"
 TOML
-containerd --config "$W/ctd/config.toml" >"$W/ctd/containerd.log" 2>&1 & PIDS+=($!)
+containerd --config "$W/ctd/config.toml" >"$W/ctd/containerd.log" 2>&1 & PIDS+=($!); disown
 for _ in $(seq 1 200); do [ -S "$W/ctd/containerd.sock" ] && [ -S "$W/soci/soci.sock" ] && break; sleep 0.1; done
 CTR=(ctr -a "$W/ctd/containerd.sock" -n soci-demo)
 now() { date +%s.%N; }
