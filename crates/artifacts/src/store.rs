@@ -83,7 +83,7 @@ impl SociStore {
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
             .map_err(|e| ContentError::io("create temporary file in", dir, e))?;
         let mut vr = VerifyingReader::new(r, d.clone(), size, "incoming blob".into());
-        io::copy(&mut vr, &mut tmp).map_err(|e| unwrap_content(e, &p))?;
+        io::copy(&mut vr, &mut tmp).map_err(|e| ContentError::from_io(e, "write", &p))?;
         tmp.as_file()
             .sync_all()
             .map_err(|e| ContentError::io("sync", &p, e))?;
@@ -117,15 +117,6 @@ impl SociStore {
         out.sort();
         Ok(out)
     }
-}
-
-fn unwrap_content(e: io::Error, p: &Path) -> ContentError {
-    if e.get_ref().is_some_and(|i| i.is::<ContentError>())
-        && let Some(Ok(ce)) = e.into_inner().map(|b| b.downcast::<ContentError>())
-    {
-        return *ce;
-    }
-    ContentError::io("write", p, io::Error::other("stream failed"))
 }
 
 fn write_atomic(p: &Path, bytes: &[u8]) -> Result<(), ContentError> {

@@ -156,6 +156,19 @@ pub enum ContentError {
 }
 
 impl ContentError {
+    /// Turn an I/O error from a reader of this crate back into the
+    /// [`ContentError`] it carries (a [`crate::VerifyingReader`] reports digest
+    /// mismatches that way); any other I/O error becomes [`ContentError::Io`].
+    pub fn from_io(e: std::io::Error, action: &'static str, path: impl Into<PathBuf>) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<ContentError>()) {
+            match e.into_inner().map(|b| b.downcast::<ContentError>()) {
+                Some(Ok(ce)) => return *ce,
+                _ => unreachable!("checked above"),
+            }
+        }
+        ContentError::io(action, path, e)
+    }
+
     /// An I/O error while doing `action` on `path`.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         ContentError::Io {

@@ -333,7 +333,7 @@ impl LayoutWriter {
                 let mut header = file_header(size);
                 builder
                     .append_data(&mut header, &rel, &mut reader)
-                    .map_err(|e| copy_error(e, tmp.path()))?;
+                    .map_err(|e| ContentError::from_io(e, "write", tmp.path()))?;
             }
             Sink::Dir { tmp } => {
                 let p = tmp.path().join(&rel);
@@ -353,7 +353,8 @@ impl LayoutWriter {
                     }
                     let mut out =
                         File::create(&p).map_err(|e| ContentError::io("create", &p, e))?;
-                    io::copy(&mut reader, &mut out).map_err(|e| copy_error(e, &p))?;
+                    io::copy(&mut reader, &mut out)
+                        .map_err(|e| ContentError::from_io(e, "write", &p))?;
                 }
             }
         }
@@ -400,16 +401,6 @@ impl LayoutWriter {
         }
         Ok(())
     }
-}
-
-fn copy_error(e: io::Error, path: &Path) -> ContentError {
-    if e.get_ref().is_some_and(|i| i.is::<ContentError>()) {
-        if let Some(Ok(ce)) = e.into_inner().map(|b| b.downcast::<ContentError>()) {
-            return *ce;
-        }
-        unreachable!("checked above")
-    }
-    ContentError::io("write", path, e)
 }
 
 fn file_header(size: u64) -> tar::Header {

@@ -60,25 +60,10 @@ pub trait BlobSource: Send + Sync {
             self.describe(),
         );
         let mut buf = Vec::with_capacity(size as usize);
-        reader
-            .read_to_end(&mut buf)
-            .map_err(|e| unwrap_io(e, digest, self))?;
+        reader.read_to_end(&mut buf).map_err(|e| {
+            ContentError::from_io(e, "read blob", format!("{} in {}", digest, self.describe()))
+        })?;
         Ok(buf)
-    }
-}
-
-fn unwrap_io(e: io::Error, digest: &Digest, store: &(impl BlobSource + ?Sized)) -> ContentError {
-    if e.get_ref().is_some_and(|inner| inner.is::<ContentError>()) {
-        match e.into_inner().map(|b| b.downcast::<ContentError>()) {
-            Some(Ok(ce)) => *ce,
-            _ => unreachable!("checked above"),
-        }
-    } else {
-        ContentError::Io {
-            action: "read blob",
-            path: PathBuf::from(format!("{} in {}", digest, store.describe())),
-            source: e,
-        }
     }
 }
 

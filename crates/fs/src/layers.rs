@@ -418,12 +418,10 @@ impl RemoteLayers for SociFs {
             .expect("poisoned")
             .remove(mountpoint);
         if let Some(m) = m {
-            let layer = m.spans.state().digest.to_string();
             tokio::task::spawn_blocking(move || m.handle.unmount())
                 .await
                 .map_err(|e| err(format!("unmount task failed: {e}")))?
                 .map_err(|e| err(format!("unmount {}: {e}", mountpoint.display())))?;
-            let _ = layer;
         }
         Ok(())
     }

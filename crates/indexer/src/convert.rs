@@ -14,7 +14,7 @@ use crate::IndexerError;
 use crate::layers::{BuildConfig, Events, LayerBuilder, LayerOutcome};
 
 /// Image manifests, indexes and configs are small; refuse absurd ones.
-const MAX_JSON_BLOB: u64 = 8 << 20;
+pub(crate) const MAX_JSON_BLOB: u64 = 8 << 20;
 
 /// Which platforms of an image get a SOCI index.
 #[derive(Debug, Clone, Default)]
@@ -187,9 +187,8 @@ pub(crate) fn is_soci_index_entry(d: &Descriptor) -> bool {
             .contains_key(json::ANNOTATION_IMAGE_MANIFEST_DIGEST)
 }
 
-fn digest_of(d: &Descriptor) -> Result<Digest, IndexerError> {
-    d.digest
-        .parse()
+pub(crate) fn digest_of(d: &Descriptor) -> Result<Digest, IndexerError> {
+    d.parsed_digest()
         .map_err(|e| IndexerError::InvalidImage(format!("descriptor of {}: {e}", d.media_type)))
 }
 

@@ -8,8 +8,7 @@ use soci_format::Digest;
 use soci_format::json::{self, Descriptor, Index, Manifest};
 
 use crate::IndexerError;
-
-const MAX_JSON_BLOB: u64 = 8 << 20;
+use crate::convert::{MAX_JSON_BLOB, digest_of};
 
 /// Write the image rooted at `root` to a new layout at `dest`: every blob
 /// reachable from `root`, taken from `created` (new blobs) or `source`, and an
@@ -33,12 +32,6 @@ pub fn write_layout(
     };
     w.finish(&json::to_go_json(&index))?;
     Ok(())
-}
-
-fn parse_digest(d: &Descriptor) -> Result<Digest, IndexerError> {
-    d.digest
-        .parse()
-        .map_err(|e| IndexerError::InvalidImage(format!("descriptor of {}: {e}", d.media_type)))
 }
 
 fn read_small(
@@ -80,7 +73,7 @@ fn copy_graph(
             "image indexes nested more than 8 deep".into(),
         ));
     }
-    let d = parse_digest(desc)?;
+    let d = digest_of(desc)?;
     if !seen.insert(d.clone()) {
         return Ok(());
     }
@@ -106,9 +99,9 @@ fn copy_graph(
             digest: desc.digest.clone(),
             reason: e.to_string(),
         })?;
-        copy_blob(source, created, &parse_digest(&m.config)?, w)?;
+        copy_blob(source, created, &digest_of(&m.config)?, w)?;
         for l in m.layers.iter().flatten() {
-            let ld = parse_digest(l)?;
+            let ld = digest_of(l)?;
             if !created.has_blob(&ld) && !source.has_blob(&ld) && !l.urls.is_empty() {
                 // Non-distributable layer: fetched from its URLs by whoever needs it.
                 continue;
