@@ -1,10 +1,10 @@
 //! The `soci` content store: an OCI image layout under `<root>/content`.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use soci_content::{BlobSource, ContentError, VerifyingReader};
+use soci_content::{BlobSource, ContentError, LayoutDir, VerifyingReader};
 use soci_format::Digest;
 
 /// Errors of the soci store.
@@ -18,6 +18,8 @@ pub enum StoreError {
 /// An OCI layout directory holding SOCI artifacts.
 pub struct SociStore {
     root: PathBuf,
+    /// Reads go through the layout reader shared with `soci convert`.
+    layout: LayoutDir,
 }
 
 impl SociStore {
@@ -35,12 +37,13 @@ impl SociStore {
         }
         Ok(SociStore {
             root: dir.to_path_buf(),
+            layout: LayoutDir::open(dir)?,
         })
     }
 
     /// Path of a blob.
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
-        self.root.join("blobs/sha256").join(d.hex())
+        self.layout.blob_path(d)
     }
 
     /// Store bytes; returns their digest. Existing blobs are left alone.
@@ -138,22 +141,19 @@ impl BlobSource for SociStore {
         format!("soci content store {}", self.root.display())
     }
     fn blob_size(&self, digest: &Digest) -> Option<u64> {
-        fs::metadata(self.blob_path(digest)).ok().map(|m| m.len())
+        self.layout.blob_size(digest)
     }
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, ContentError> {
-        let p = self.blob_path(digest);
-        match File::open(&p) {
-            Ok(f) => Ok(Box::new(f)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound {
-                digest: digest.clone(),
+        self.layout.open_blob(digest).map_err(|e| match e {
+            ContentError::NotFound { digest, .. } => ContentError::NotFound {
+                digest,
                 store: self.describe(),
-            }),
-            Err(e) => Err(ContentError::io("open", p, e)),
-        }
+            },
+            other => other,
+        })
     }
     fn local_path(&self, digest: &Digest) -> Option<PathBuf> {
-        let p = self.blob_path(digest);
-        p.is_file().then_some(p)
+        self.layout.local_path(digest)
     }
 }
 
