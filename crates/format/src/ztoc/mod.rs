@@ -18,7 +18,7 @@ pub use build::{BuildError, BuildOptions, build_ztoc};
 /// The only zTOC version upstream defines.
 pub const ZTOC_VERSION: &str = "0.9";
 /// Build tool identifier written by the `soci` CLI.
-pub const DEFAULT_BUILD_TOOL: &str = "AWS SOCI CLI v0.2";
+pub const DEFAULT_BUILD_TOOL: &str = crate::json::DEFAULT_BUILD_TOOL_IDENTIFIER;
 
 /// How the layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
