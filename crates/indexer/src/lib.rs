@@ -13,11 +13,12 @@ mod convert;
 mod error;
 mod layers;
 mod output;
+pub mod remote;
 pub mod standalone;
 
 pub use convert::{ConvertOutcome, PlatformSelection, convert};
 pub use error::IndexerError;
 pub use layers::{BuildConfig, Event, Events, LayerOutcome, NoEvents};
-pub use output::write_layout;
+pub use output::{write_layout, write_layout_named};
 
 pub use soci_content::BlobSource;

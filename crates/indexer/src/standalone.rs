@@ -21,8 +21,55 @@ impl<'a> LayoutSource<'a> {
     /// a single nested image index, or list per-platform manifests itself;
     /// entries whose blobs are missing are dropped.
     pub fn new(layout: &'a dyn Layout) -> Result<Self, IndexerError> {
-        let extra = MemStore::new();
+        Self::from_index(layout, layout.index_json()?)
+    }
+
+    /// Like [`LayoutSource::new`], but with `ref_name` only the entry of
+    /// `index.json` whose `org.opencontainers.image.ref.name` is `ref_name`
+    /// (the `TAG` of `oci:DIR:TAG`) is the image.
+    pub fn with_ref_name(
+        layout: &'a dyn Layout,
+        ref_name: Option<&str>,
+    ) -> Result<Self, IndexerError> {
+        let Some(name) = ref_name else {
+            return Self::new(layout);
+        };
         let top_bytes = layout.index_json()?;
+        let mut top = Index::from_json(&top_bytes).map_err(|e| IndexerError::BadJson {
+            what: "layout index",
+            digest: "index.json".into(),
+            reason: e.to_string(),
+        })?;
+        let all = top.manifests.take().unwrap_or_default();
+        let names: Vec<String> = all
+            .iter()
+            .filter_map(|d| d.annotations.get(json::ANNOTATION_OCI_REF_NAME).cloned())
+            .collect();
+        let chosen: Vec<Descriptor> = all
+            .into_iter()
+            .filter(|d| {
+                d.annotations
+                    .get(json::ANNOTATION_OCI_REF_NAME)
+                    .is_some_and(|n| n == name)
+            })
+            .collect();
+        if chosen.is_empty() {
+            return Err(IndexerError::InvalidImage(format!(
+                "{} has no image named {name:?} (names in its index.json: {})",
+                layout.describe(),
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+        top.manifests = Some(chosen);
+        Self::from_index(layout, json::to_go_json(&top))
+    }
+
+    fn from_index(layout: &'a dyn Layout, top_bytes: Vec<u8>) -> Result<Self, IndexerError> {
+        let extra = MemStore::new();
         let bad = |reason: String| IndexerError::BadJson {
             what: "layout index",
             digest: "index.json".into(),

@@ -68,6 +68,81 @@ pub enum Command {
     /// Work with images in containerd.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Inspect zTOCs in the local soci store.
+    #[command(subcommand)]
+    Ztoc(ZtocCommand),
+}
+
+/// `soci ztoc` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ZtocCommand {
+    /// List zTOCs.
+    #[command(visible_alias = "ls")]
+    List(ZtocListArgs),
+    /// Print a zTOC's details as JSON.
+    Info(ZtocInfoArgs),
+    /// Extract a file from a layer using its zTOC.
+    GetFile(ZtocGetFileArgs),
+}
+
+/// `soci ztoc list`.
+#[derive(Debug, Args)]
+pub struct ZtocListArgs {
+    /// Only the zTOC with this digest.
+    #[arg(long)]
+    pub ztoc_digest: Option<String>,
+    /// Only zTOCs of the layers of this image (containerd image name, or
+    /// `docker://`, `oci:`, `oci-archive:` location).
+    #[arg(long)]
+    pub image_ref: Option<String>,
+    /// Print only the digests.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Registry access for a `docker://` --image-ref.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `soci ztoc info`.
+#[derive(Debug, Args)]
+pub struct ZtocInfoArgs {
+    /// Digest of the zTOC.
+    pub digest: String,
+}
+
+/// `soci ztoc get-file`.
+#[derive(Debug, Args)]
+pub struct ZtocGetFileArgs {
+    /// Write the file here instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Read the zTOC and the layer from this image instead of the local
+    /// store (`docker://REF`, `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`);
+    /// the zTOC digest is looked up in the image's SOCI indexes.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Registry access for a `docker://` --image.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Digest of the zTOC.
+    pub ztoc_digest: String,
+    /// Path of the file in the layer.
+    pub file: String,
+}
+
+/// How to reach registries (`docker://` images).
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Use plain HTTP to reach registries (loopback registries always are).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Accept any TLS certificate from registries.
+    #[arg(short = 'k', long)]
+    pub skip_verify: bool,
+    /// Registry credentials; without the password it is read from stdin.
+    /// Default: the docker config ($DOCKER_CONFIG or ~/.docker/config.json).
+    #[arg(short = 'u', long, value_name = "USER[:PASSWORD]")]
+    pub user: Option<String>,
 }
 
 /// `soci image` subcommands.
@@ -142,9 +217,17 @@ pub struct ConvertArgs {
     /// Index-building flags.
     #[command(flatten)]
     pub build: BuildArgs,
-    /// Source image.
+    /// Registry access for `docker://` images.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print only the digest of the converted image index; no progress.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Source image: `docker://REF`, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+    /// or an image name in containerd (with --standalone: a layout path).
     pub source: String,
-    /// Destination image.
+    /// Destination image, same forms; a registry or containerd destination
+    /// needs a tag (with --standalone: a path).
     pub dest: String,
 }
 

@@ -1276,6 +1276,18 @@ impl RegistryClient {
         Ok(PushOutcome::Uploaded)
     }
 
+    /// Whether `repo` already has the blob ([`PushOutcome::Exists`]) or got it
+    /// by a cross-repository mount from `mount_from` ([`PushOutcome::Mounted`]);
+    /// `None` when it has to be uploaded.
+    pub async fn exists_or_mount(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        mount_from: Option<&Repository>,
+    ) -> Result<Option<PushOutcome>, ContentError> {
+        self.skip_or_mount(repo, digest, mount_from).await
+    }
+
     async fn skip_or_mount(
         &self,
         repo: &Repository,

@@ -1,16 +1,43 @@
 //! `soci convert`.
+//!
+//! SOURCE and DEST are skopeo-style locations: `docker://REF` (a registry),
+//! `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, or a plain image name in
+//! containerd's content store. With `--standalone` they are layout paths.
 
+use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use soci_content::{OutputFormat, open_layout};
-use soci_format::json::Platform;
-use soci_indexer::{BuildConfig, Event, Events, PlatformSelection};
+use soci_artifacts::{ArtifactEntry, ArtifactType, ArtifactsDb, SociStore};
+use soci_content::registry::{BlockingRuntime, RegistryClient, RegistryOptions, RemoteImage};
+use soci_content::{BlobSource, ContentError, ImageLocation, Layout, OutputFormat, open_layout};
+use soci_format::Digest;
+use soci_format::json::{self, Descriptor, Platform, SociIndex};
+use soci_indexer::remote::{PushStats, RegistryDestination, convert_to_registry};
+use soci_indexer::standalone::LayoutSource;
+use soci_indexer::{BuildConfig, ConvertOutcome, Event, Events, PlatformSelection};
 
-use crate::cli::{BuildArgs, ConvertArgs, GlobalArgs, OutputFormatArg};
+use crate::cli::{BuildArgs, ConvertArgs, GlobalArgs, OutputFormatArg, RegistryArgs};
+use crate::progress::{Bar, Progress, human_bytes};
 
 /// Prints build progress the way upstream does (stdout, one line per layer).
-pub(crate) struct PrintEvents;
+pub(crate) struct PrintEvents {
+    progress: Progress,
+    quiet: bool,
+}
+
+impl PrintEvents {
+    pub(crate) fn new(progress: Progress, quiet: bool) -> Self {
+        PrintEvents { progress, quiet }
+    }
+    fn line(&self, s: String) {
+        if !self.quiet {
+            self.progress.println(s);
+        }
+    }
+}
 
 impl Events for PrintEvents {
     fn event(&self, e: &Event<'_>) {
@@ -22,9 +49,9 @@ impl Events for PrintEvents {
                 reused,
             } => {
                 if *reused {
-                    println!("layer {layer} -> ztoc {ztoc} (already exists)");
+                    self.line(format!("layer {layer} -> ztoc {ztoc} (already exists)"));
                 } else {
-                    println!("layer {layer} -> ztoc {ztoc}");
+                    self.line(format!("layer {layer} -> ztoc {ztoc}"));
                 }
             }
             Event::SkippedSmall {
@@ -32,16 +59,16 @@ impl Events for PrintEvents {
                 media_type,
                 size,
                 min_layer_size,
-            } => println!(
+            } => self.line(format!(
                 "ztoc skipped - layer {layer} ({media_type}) size {size} is less than min-layer-size {min_layer_size}"
-            ),
+            )),
             Event::SkippedUnsupported {
                 layer,
                 media_type,
                 compression,
-            } => println!(
+            } => self.line(format!(
                 "ztoc skipped - layer {layer} ({media_type}) is compressed in an unsupported format. expect: [tar, gzip, unknown] but got {compression:?}"
-            ),
+            )),
         }
     }
 }
@@ -70,26 +97,168 @@ pub(crate) fn platform_selection(args: &BuildArgs) -> anyhow::Result<PlatformSel
     Ok(PlatformSelection::Only(ps))
 }
 
-pub(crate) fn run(_global: &GlobalArgs, args: ConvertArgs) -> anyhow::Result<()> {
-    if !args.standalone {
-        bail!(
-            "converting images in containerd's content store is not supported by this build yet; \
-             use --standalone with an OCI image layout, e.g. \
-             `skopeo copy docker://IMAGE oci-archive:image.tar && soci convert --standalone image.tar image-soci.tar`"
-        );
+/// A source or destination of `convert`.
+pub(crate) enum Endpoint {
+    /// `docker://`, `oci:` or `oci-archive:`.
+    Location(ImageLocation),
+    /// A plain image name: containerd's image store.
+    Containerd(String),
+}
+
+/// Parse SOURCE or DEST: a plain reference (no transport) means containerd.
+pub(crate) fn endpoint(input: &str, what: &str) -> anyhow::Result<Endpoint> {
+    let loc: ImageLocation = input.parse().with_context(|| {
+        format!(
+            "{what} {input:?} is not an image location; use docker://REGISTRY/REPO:TAG, \
+             oci:DIR[:TAG], oci-archive:FILE[:TAG] or a containerd image name"
+        )
+    })?;
+    Ok(match loc {
+        ImageLocation::Registry(_) if !input.starts_with("docker://") => {
+            Endpoint::Containerd(input.to_string())
+        }
+        other => Endpoint::Location(other),
+    })
+}
+
+/// A registry client and the runtime its blocking adapters wait on.
+pub(crate) struct Registry {
+    pub client: RegistryClient,
+    pub rt: Arc<BlockingRuntime>,
+}
+
+pub(crate) fn registry(args: &RegistryArgs) -> anyhow::Result<Registry> {
+    let credentials = args
+        .user
+        .as_deref()
+        .map(super::image::credentials)
+        .transpose()?;
+    let client = RegistryClient::new(RegistryOptions {
+        plain_http: args.plain_http,
+        skip_verify: args.skip_verify,
+        credentials,
+        ..RegistryOptions::default()
+    })?;
+    Ok(Registry {
+        client,
+        rt: Arc::new(BlockingRuntime::new()?),
+    })
+}
+
+/// An opened image location, readable as a layout.
+pub(crate) enum Opened {
+    Remote(Box<RemoteImage>),
+    Layout(Box<dyn Layout>),
+}
+
+impl Opened {
+    pub(crate) fn layout(&self) -> &dyn Layout {
+        match self {
+            Opened::Remote(r) => r.as_ref(),
+            Opened::Layout(l) => l.as_ref(),
+        }
     }
+}
+
+/// Open `loc` for reading (a registry image is resolved, nothing else is fetched).
+pub(crate) fn open_location(
+    loc: &ImageLocation,
+    reg: Option<&Registry>,
+) -> anyhow::Result<(Opened, Option<String>)> {
+    Ok(match loc {
+        ImageLocation::Registry(r) => {
+            let reg = reg.context("a registry client is needed")?;
+            let img = RemoteImage::open(reg.client.clone(), r.clone(), reg.rt.clone())
+                .with_context(|| format!("cannot read image {loc}"))?;
+            (Opened::Remote(Box::new(img)), None)
+        }
+        ImageLocation::OciDir { path, tag } | ImageLocation::OciArchive { path, tag } => {
+            let l = open_layout(path).with_context(|| format!("cannot read image {loc}"))?;
+            (Opened::Layout(l), tag.clone())
+        }
+    })
+}
+
+/// Draws a bar for every layer while it is read.
+struct ProgressSource<'a> {
+    inner: &'a dyn BlobSource,
+    progress: &'a Progress,
+}
+
+struct BarReader<'a> {
+    inner: Box<dyn Read + Send + 'a>,
+    bar: Bar,
+}
+
+impl Read for BarReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+impl BlobSource for ProgressSource<'_> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn blob_size(&self, d: &Digest) -> Option<u64> {
+        self.inner.blob_size(d)
+    }
+    fn open_blob(&self, d: &Digest) -> Result<Box<dyn Read + Send + '_>, ContentError> {
+        let r = self.inner.open_blob(d)?;
+        match self.inner.blob_size(d) {
+            Some(n) if self.progress.enabled() && n >= 1 << 20 => Ok(Box::new(BarReader {
+                inner: r,
+                bar: self.progress.bar(format!("layer {d}"), n),
+            })),
+            _ => Ok(r),
+        }
+    }
+    fn local_path(&self, d: &Digest) -> Option<std::path::PathBuf> {
+        self.inner.local_path(d)
+    }
+}
+
+pub(crate) fn run(global: &GlobalArgs, args: ConvertArgs) -> anyhow::Result<()> {
+    if args.standalone {
+        return run_standalone(&args);
+    }
+    let src = endpoint(&args.source, "source")?;
+    let dst = endpoint(&args.dest, "destination")?;
+    match (&src, &dst) {
+        (Endpoint::Location(s), Endpoint::Location(d)) => run_locations(global, &args, s, d),
+        _ => bail!(
+            "converting images in containerd's content store ({} -> {}) is not supported by this build; \
+             name registry images with docker:// (e.g. `soci convert docker://{} docker://{}`) or use \
+             oci:DIR / oci-archive:FILE layouts",
+            args.source,
+            args.dest,
+            args.source,
+            args.dest
+        ),
+    }
+}
+
+fn run_standalone(args: &ConvertArgs) -> anyhow::Result<()> {
     let format = match args.format {
         OutputFormatArg::OciArchive => OutputFormat::OciArchive,
         OutputFormatArg::OciDir => OutputFormat::OciDir,
     };
     let cfg = build_config(&args.build);
     let selection = platform_selection(&args.build)?;
+    let progress = Progress::new(args.quiet);
     let layout = open_layout(Path::new(&args.source))
         .with_context(|| format!("cannot read input {}", args.source))?;
-    let source = soci_indexer::standalone::LayoutSource::new(layout.as_ref())
+    let source = LayoutSource::new(layout.as_ref())
         .with_context(|| format!("cannot find the image in {}", args.source))?;
     let root = source.root().clone();
-    let outcome = soci_indexer::convert(&source, &root, &cfg, &selection, &PrintEvents)?;
+    let shown = ProgressSource {
+        inner: &source,
+        progress: &progress,
+    };
+    let events = PrintEvents::new(progress.clone(), args.quiet);
+    let outcome = soci_indexer::convert(&shown, &root, &cfg, &selection, &events)?;
     soci_indexer::write_layout(
         &source,
         &outcome.blobs,
@@ -98,14 +267,232 @@ pub(crate) fn run(_global: &GlobalArgs, args: ConvertArgs) -> anyhow::Result<()>
         format,
     )
     .with_context(|| format!("cannot write {}", args.dest))?;
-    eprintln!(
-        "converted {} -> {}: image index {}, {} soci index(es), {} layer(s) indexed, {} skipped",
+    finish(&progress, args, &outcome, None, None);
+    Ok(())
+}
+
+fn run_locations(
+    global: &GlobalArgs,
+    args: &ConvertArgs,
+    src: &ImageLocation,
+    dst: &ImageLocation,
+) -> anyhow::Result<()> {
+    if let ImageLocation::Registry(r) = dst {
+        r.require_tag("destination")?;
+    }
+    let uses_registry =
+        matches!(src, ImageLocation::Registry(_)) || matches!(dst, ImageLocation::Registry(_));
+    let reg = if uses_registry {
+        Some(registry(&args.registry)?)
+    } else {
+        None
+    };
+    let cfg = build_config(&args.build);
+    let selection = platform_selection(&args.build)?;
+    let progress = Progress::new(args.quiet);
+    let events = PrintEvents::new(progress.clone(), args.quiet);
+
+    let (opened, tag) = open_location(src, reg.as_ref())?;
+    let source = LayoutSource::with_ref_name(opened.layout(), tag.as_deref())
+        .with_context(|| format!("cannot find the image in {src}"))?;
+    let root = source.root().clone();
+    let shown = ProgressSource {
+        inner: &source,
+        progress: &progress,
+    };
+
+    let (outcome, stats) = match dst {
+        ImageLocation::Registry(dref) => {
+            let reg = reg.as_ref().context("a registry client is needed")?;
+            let mount_from = match src {
+                ImageLocation::Registry(s) if s.registry() == dref.registry() => {
+                    Some(s.repository().clone())
+                }
+                _ => None,
+            };
+            let dest = RegistryDestination::new(
+                reg.client.clone(),
+                reg.rt.clone(),
+                dref.clone(),
+                mount_from,
+            )?;
+            let outcome = convert_to_registry(&shown, &root, &dest, &cfg, &selection, &events)
+                .with_context(|| format!("cannot convert {src} to {dst}"))?;
+            (outcome, Some(dest.stats()))
+        }
+        ImageLocation::OciDir { path, tag } | ImageLocation::OciArchive { path, tag } => {
+            let format = if matches!(dst, ImageLocation::OciDir { .. }) {
+                OutputFormat::OciDir
+            } else {
+                OutputFormat::OciArchive
+            };
+            let outcome = soci_indexer::convert(&shown, &root, &cfg, &selection, &events)
+                .with_context(|| format!("cannot convert {src}"))?;
+            soci_indexer::write_layout_named(
+                &source,
+                &outcome.blobs,
+                &outcome.index_descriptor,
+                path,
+                format,
+                tag.as_deref(),
+            )
+            .with_context(|| format!("cannot write {dst}"))?;
+            (outcome, None)
+        }
+    };
+    let recorded = match record(&global.root, &outcome, &root.digest) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            eprintln!(
+                "soci: warning: the zTOCs were not recorded in {} ({e:#}); `soci ztoc list` will not show them",
+                global.root.display()
+            );
+            None
+        }
+    };
+    finish(&progress, args, &outcome, stats, recorded);
+    Ok(())
+}
+
+fn finish(
+    progress: &Progress,
+    args: &ConvertArgs,
+    outcome: &ConvertOutcome,
+    stats: Option<PushStats>,
+    _recorded: Option<usize>,
+) {
+    if args.quiet {
+        println!("{}", outcome.index_descriptor.digest);
+        return;
+    }
+    let indexes: Vec<String> = outcome
+        .soci_indexes
+        .iter()
+        .map(|d| d.digest.clone())
+        .collect();
+    let mut line = format!(
+        "converted {} -> {}: image index {}, {} soci index(es) [{}], {} layer(s) indexed, {} skipped",
         args.source,
         args.dest,
         outcome.index_descriptor.digest,
-        outcome.soci_indexes.len(),
+        indexes.len(),
+        indexes.join(", "),
         outcome.layers_indexed,
         outcome.layers_skipped,
     );
-    Ok(())
+    if let Some(s) = stats {
+        line.push_str(&format!(
+            "; pushed {} blob(s) ({}), {} already present, {} mounted, {} manifest(s)",
+            s.uploaded,
+            human_bytes(s.uploaded_bytes),
+            s.existing,
+            s.mounted,
+            s.manifests
+        ));
+    }
+    progress.finish_summary(line);
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Store the SOCI indexes and zTOCs of a conversion in the local soci store
+/// and the artifacts database under `root`, as upstream's convert does.
+/// Returns the number of artifacts recorded.
+fn record(root: &Path, outcome: &ConvertOutcome, image_digest: &str) -> anyhow::Result<usize> {
+    std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+    let store = SociStore::open(&soci_artifacts::content_store_path(root))?;
+    let db = ArtifactsDb::open(&soci_artifacts::artifacts_db_path(root))?;
+    let created_at = now();
+    let mut n = 0;
+    for idx in &outcome.soci_indexes {
+        let d: Digest = idx.digest.parse()?;
+        let bytes = outcome
+            .blobs
+            .get(&d)
+            .context("the converted SOCI index is missing")?;
+        let index = SociIndex::from_manifest_bytes(&bytes)?;
+        for z in &index.blobs {
+            let zd: Digest = z.digest.parse()?;
+            let zb = outcome
+                .blobs
+                .get(&zd)
+                .with_context(|| format!("zTOC {zd} is missing"))?;
+            store.put_verified(&zd, &zb)?;
+            let layer = z
+                .annotations
+                .get(json::ANNOTATION_IMAGE_LAYER_DIGEST)
+                .cloned()
+                .unwrap_or_default();
+            let span_size = z
+                .annotations
+                .get(json::ANNOTATION_SPAN_SIZE)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            db.put(&ArtifactEntry {
+                digest: z.digest.clone(),
+                size: zb.len() as u64,
+                artifact_type: ArtifactType::Ztoc,
+                original_digest: layer.clone(),
+                image_digest: String::new(),
+                platform: String::new(),
+                location: layer,
+                media_type: json::SOCI_LAYER_MEDIA_TYPE.to_string(),
+                index_artifact_type: String::new(),
+                span_size,
+                created_at,
+                image_index_digest: String::new(),
+            })?;
+            n += 1;
+        }
+        store.put_verified(
+            &Digest::of(json::EMPTY_CONFIG_BYTES),
+            json::EMPTY_CONFIG_BYTES,
+        )?;
+        store.put_verified(&d, &bytes)?;
+        let manifest = idx
+            .annotations
+            .get(json::ANNOTATION_IMAGE_MANIFEST_DIGEST)
+            .cloned()
+            .unwrap_or_default();
+        db.put(&ArtifactEntry {
+            digest: idx.digest.clone(),
+            size: bytes.len() as u64,
+            artifact_type: ArtifactType::Index,
+            original_digest: manifest.clone(),
+            image_digest: image_digest.to_string(),
+            platform: idx
+                .platform
+                .as_ref()
+                .map(Platform::format)
+                .unwrap_or_default(),
+            location: manifest,
+            media_type: json::MEDIA_TYPE_OCI_MANIFEST.to_string(),
+            index_artifact_type: json::SOCI_INDEX_ARTIFACT_TYPE_V2.to_string(),
+            span_size: 0,
+            created_at,
+            image_index_digest: outcome.index_descriptor.digest.clone(),
+        })?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The SOCI index descriptors (v2 entries) of an image index.
+pub(crate) fn soci_index_entries(index: &json::Index) -> Vec<Descriptor> {
+    index
+        .manifests
+        .iter()
+        .flatten()
+        .filter(|d| {
+            d.artifact_type == json::SOCI_INDEX_ARTIFACT_TYPE_V2
+                || d.annotations
+                    .contains_key(json::ANNOTATION_IMAGE_MANIFEST_DIGEST)
+        })
+        .cloned()
+        .collect()
 }
