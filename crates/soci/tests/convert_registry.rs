@@ -299,7 +299,7 @@ fn cross_registry_convert_uploads_layers_once() {
     let src_reg = StoredRegistry::start(None);
     let dst_reg = StoredRegistry::start(None);
     let tmp = tempfile::tempdir().unwrap();
-    let (lb, _) = build_image(&tmp.path().join("src"));
+    let (lb, files) = build_image(&tmp.path().join("src"));
     push_layout(&lb.dir, &format!("docker://{}/app:v1", src_reg.addr));
     let root = tmp.path().join("root");
     let o = soci_env(
@@ -319,6 +319,12 @@ fn cross_registry_convert_uploads_layers_once() {
     // 3 layers + config + 2 zTOCs + `{}`.
     assert!(stderr.contains("pushed 7 blob(s)"), "{stderr}");
     assert!(stderr.contains("0 already present, 0 mounted"), "{stderr}");
+    // Each layer left the source registry once: the indexed ones were
+    // uploaded while the indexer read them.
+    for layer in files.keys() {
+        let d: Digest = layer.parse().unwrap();
+        assert_eq!(src_reg.blob_gets("app", &d), 1, "layer {layer}");
+    }
     check_converted(&dst_reg.addr, "team/app:soci");
     // The pushed image is complete: skopeo can copy all of it.
     skopeo(&[

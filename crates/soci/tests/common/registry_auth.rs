@@ -53,7 +53,7 @@ impl StoredRegistry {
         let data = dir.path().join("data");
         let addr = format!("127.0.0.1:{}", free_port());
         let mut cfg = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+            "version: 0.1\nlog:\n  level: error\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
              http:\n  addr: {addr}\n",
             data.display()
@@ -73,10 +73,11 @@ impl StoredRegistry {
         }
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, cfg).unwrap();
+        let access = std::fs::File::create(dir.path().join("access.log")).unwrap();
         let child = Command::new(bin)
             .arg("serve")
             .arg(&cfg_path)
-            .stdout(Stdio::null())
+            .stdout(access)
             .stderr(Stdio::null())
             .spawn()
             .expect("start docker-registry");
@@ -105,6 +106,14 @@ impl StoredRegistry {
             &d.hex()[..2],
             d.hex()
         ))
+    }
+
+    /// How many `GET`s of blob `d` of `repo` the registry has answered
+    /// (from its access log).
+    pub fn blob_gets(&self, repo: &str, d: &Digest) -> usize {
+        let log = std::fs::read_to_string(self._dir.path().join("access.log")).unwrap();
+        let needle = format!("\"GET /v2/{repo}/blobs/{d} ");
+        log.lines().filter(|l| l.contains(&needle)).count()
     }
 
     /// Whether `repo:tag` exists (for an open registry).
