@@ -23,6 +23,7 @@ pub mod image;
 pub mod labels;
 pub mod rpull;
 mod snapshots;
+mod source;
 
 pub use chain::{chain_id, chain_ids};
 pub use client::{Containerd, LEASE_HEADER, Lease, NAMESPACE_HEADER, socket_path};
@@ -32,6 +33,7 @@ pub use rpull::{
     LayerOutcome, LayerReport, NoEvents, RpullEvent, RpullEvents, RpullOptions, RpullReport, rpull,
 };
 pub use snapshots::{Prepared, wire_descriptor};
+pub use source::ContentSource;
 
 /// The generated containerd API types and clients this crate builds on.
 pub use containerd_client as api;

@@ -622,3 +622,97 @@ fn bad_input_fails_clearly_and_creates_no_tag() {
     assert!(e.contains("--min-layer-size"), "{e}");
     assert!(!reg.has_tag("small", "soci"));
 }
+
+#[test]
+fn containerd_image_converts_in_place_with_gc_labels() {
+    use common::containerd::{Containerd, require_containerd_setup, skipped};
+    if skipped("containerd_image_converts_in_place_with_gc_labels") {
+        return;
+    }
+    require_containerd_setup();
+    let reg = StoredRegistry::start(None);
+    let tmp = tempfile::tempdir().unwrap();
+    let (lb, _) = build_image(&tmp.path().join("src"));
+    push_layout(&lb.dir, &format!("docker://{}/app:v1", reg.addr));
+    let ctrd = Containerd::start(
+        &tmp.path().join("ctrd"),
+        &tmp.path().join("no-snapshotter.sock"),
+        "soci-convert",
+    );
+    let src = format!("{}/app:v1", reg.addr);
+    let dst = format!("{}/app:soci", reg.addr);
+    // The synthetic layers have made-up diff ids: fetch, do not unpack.
+    ctrd.ctr(&["content", "fetch", "--plain-http", &src]);
+    let root = tmp.path().join("root");
+    let sock = ctrd.socket.to_str().unwrap().to_string();
+    let base = [
+        "-a",
+        sock.as_str(),
+        "-n",
+        "soci-convert",
+        "--root",
+        root.to_str().unwrap(),
+        "convert",
+        "-q",
+        "--min-layer-size",
+        "20000",
+    ];
+    let run = |extra: &[&str]| {
+        let mut v: Vec<&str> = base.to_vec();
+        v.extend_from_slice(extra);
+        soci_env(&v, &[])
+    };
+    let digest = ok(&run(&[&src, &dst])).trim().to_string();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let images = ctrd.ctr(&["images", "ls"]);
+    let line = images
+        .lines()
+        .find(|l| l.starts_with(&dst))
+        .unwrap_or_else(|| panic!("{images}"));
+    assert!(line.contains(&digest), "{line}");
+
+    // Garbage collection keeps every new blob: the image holds the index,
+    // which holds the manifests and SOCI indexes, which hold the zTOCs.
+    ctrd.collect_garbage();
+    let index = json(ctrd.ctr(&["content", "get", &digest]).as_bytes());
+    let soci_entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| annotations(m).contains_key(MANIFEST_DIGEST))
+        .expect("a SOCI index entry")
+        .clone();
+    let soci_index = json(
+        ctrd.ctr(&["content", "get", soci_entry["digest"].as_str().unwrap()])
+            .as_bytes(),
+    );
+    assert_eq!(soci_index["config"]["mediaType"], V2);
+    let ztocs = soci_index["layers"].as_array().unwrap();
+    assert_eq!(ztocs.len(), 2);
+    for z in ztocs {
+        let out = ctrd.ctr_raw(&["content", "get", z["digest"].as_str().unwrap()]);
+        assert!(out.status.success(), "zTOC {} was collected", z["digest"]);
+        assert_eq!(out.stdout.len() as u64, z["size"].as_u64().unwrap());
+    }
+    let image_manifest = json(
+        ctrd.ctr(&["content", "get", &annotations(&soci_entry)[MANIFEST_DIGEST]])
+            .as_bytes(),
+    );
+    assert_eq!(
+        annotations(&image_manifest)[INDEX_DIGEST],
+        soci_entry["digest"].as_str().unwrap()
+    );
+
+    // Converting the converted image again changes nothing.
+    assert_eq!(ok(&run(&[&dst, &dst])).trim(), digest);
+
+    let e = failed(&run(&[&format!("{}/missing:v1", reg.addr), &dst]));
+    assert!(e.contains("pull it first"), "{e}");
+    let e = failed(&run(&[
+        &src,
+        &format!("{}/app@sha256:{}", reg.addr, "b".repeat(64)),
+    ]));
+    assert!(e.contains("tag"), "{e}");
+    let e = failed(&run(&[&src, &format!("docker://{}/app:mixed", reg.addr)]));
+    assert!(e.contains("containerd"), "{e}");
+}

@@ -180,9 +180,9 @@ pub(crate) fn open_location(
 }
 
 /// Draws a bar for every layer while it is read.
-struct ProgressSource<'a> {
-    inner: &'a dyn BlobSource,
-    progress: &'a Progress,
+pub(crate) struct ProgressSource<'a> {
+    pub(crate) inner: &'a dyn BlobSource,
+    pub(crate) progress: &'a Progress,
 }
 
 struct BarReader<'a> {
@@ -228,14 +228,17 @@ pub(crate) fn run(global: &GlobalArgs, args: ConvertArgs) -> anyhow::Result<()> 
     let dst = endpoint(&args.dest, "destination")?;
     match (&src, &dst) {
         (Endpoint::Location(s), Endpoint::Location(d)) => run_locations(global, &args, s, d),
+        (Endpoint::Containerd(_), Endpoint::Containerd(_)) => {
+            super::convert_containerd::run(global, &args)
+        }
         _ => bail!(
-            "converting images in containerd's content store ({} -> {}) is not supported by this build; \
-             name registry images with docker:// (e.g. `soci convert docker://{} docker://{}`) or use \
-             oci:DIR / oci-archive:FILE layouts",
+            "{} -> {}: a plain image name is an image in containerd and a docker://, oci: or \
+             oci-archive: location is not; convert within containerd (two plain names) or between \
+             locations (e.g. `soci convert docker://{} docker://{}`)",
             args.source,
             args.dest,
-            args.source,
-            args.dest
+            args.source.trim_start_matches("docker://"),
+            args.dest.trim_start_matches("docker://")
         ),
     }
 }
@@ -267,7 +270,7 @@ fn run_standalone(args: &ConvertArgs) -> anyhow::Result<()> {
         format,
     )
     .with_context(|| format!("cannot write {}", args.dest))?;
-    finish(&progress, args, &outcome, None, None);
+    finish(&progress, args, &outcome, None);
     Ok(())
 }
 
@@ -340,26 +343,21 @@ fn run_locations(
             (outcome, None)
         }
     };
-    let recorded = match record(&global.root, &outcome, &root.digest) {
-        Ok(n) => Some(n),
-        Err(e) => {
-            eprintln!(
-                "soci: warning: the zTOCs were not recorded in {} ({e:#}); `soci ztoc list` will not show them",
-                global.root.display()
-            );
-            None
-        }
-    };
-    finish(&progress, args, &outcome, stats, recorded);
+    if let Err(e) = record(&global.root, &outcome, &root.digest) {
+        eprintln!(
+            "soci: warning: the zTOCs were not recorded in {} ({e:#}); `soci ztoc list` will not show them",
+            global.root.display()
+        );
+    }
+    finish(&progress, args, &outcome, stats);
     Ok(())
 }
 
-fn finish(
+pub(crate) fn finish(
     progress: &Progress,
     args: &ConvertArgs,
     outcome: &ConvertOutcome,
     stats: Option<PushStats>,
-    _recorded: Option<usize>,
 ) {
     if args.quiet {
         println!("{}", outcome.index_descriptor.digest);
@@ -403,7 +401,11 @@ fn now() -> i64 {
 /// Store the SOCI indexes and zTOCs of a conversion in the local soci store
 /// and the artifacts database under `root`, as upstream's convert does.
 /// Returns the number of artifacts recorded.
-fn record(root: &Path, outcome: &ConvertOutcome, image_digest: &str) -> anyhow::Result<usize> {
+pub(crate) fn record(
+    root: &Path,
+    outcome: &ConvertOutcome,
+    image_digest: &str,
+) -> anyhow::Result<usize> {
     std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
     let store = SociStore::open(&soci_artifacts::content_store_path(root))?;
     let db = ArtifactsDb::open(&soci_artifacts::artifacts_db_path(root))?;

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod convert;
+mod convert_containerd;
 mod image;
 mod ztoc;
 
