@@ -153,29 +153,69 @@ pub fn convert(
     })
 }
 
+/// `sha256:0123456789ab (1234 bytes), ...` for at most 8 layers.
+fn layer_list(layers: &[&Descriptor]) -> String {
+    let mut parts: Vec<String> = layers
+        .iter()
+        .take(8)
+        .map(|l| {
+            let short = l.digest.get(..19).unwrap_or(&l.digest);
+            format!("{short} ({} bytes, {})", l.size, l.media_type)
+        })
+        .collect();
+    if layers.len() > 8 {
+        parts.push(format!("and {} more", layers.len() - 8));
+    }
+    parts.join(", ")
+}
+
 fn empty_hint(layers: &[Descriptor], cfg: &BuildConfig) -> Option<String> {
+    let layers: Vec<&Descriptor> = layers
+        .iter()
+        .filter(|l| l.media_type != json::SOCI_PREFETCH_MEDIA_TYPE)
+        .collect();
     if layers.is_empty() {
         return None;
     }
-    if layers
+    let small: Vec<&Descriptor> = layers
         .iter()
-        .all(|l| (l.size.max(0) as u64) < cfg.min_layer_size)
-    {
-        let largest = layers.iter().map(|l| l.size).max().unwrap_or(0);
-        return Some(format!(
-            ": every layer is smaller than --min-layer-size {} (the largest is {} bytes); lower --min-layer-size to index them",
-            cfg.min_layer_size, largest
+        .copied()
+        .filter(|l| (l.size.max(0) as u64) < cfg.min_layer_size)
+        .collect();
+    let zstd: Vec<&Descriptor> = layers
+        .iter()
+        .copied()
+        .filter(|l| {
+            matches!(
+                json::layer_compression(&l.media_type),
+                Ok(json::LayerCompression::Unsupported(_))
+            )
+        })
+        .collect();
+    let mut why = Vec::new();
+    if !small.is_empty() {
+        let largest = small.iter().map(|l| l.size).max().unwrap_or(0);
+        why.push(format!(
+            "{} layer(s) smaller than --min-layer-size {}: {}; lower it (e.g. --min-layer-size {}) to index them",
+            small.len(),
+            cfg.min_layer_size,
+            layer_list(&small),
+            largest.max(0)
         ));
     }
-    if layers.iter().all(|l| {
-        matches!(
-            json::layer_compression(&l.media_type),
-            Ok(json::LayerCompression::Unsupported(_))
-        )
-    }) {
-        return Some(": the layers are compressed in a format SOCI cannot index (zstd); use gzip or uncompressed layers".into());
+    let zstd_big: Vec<&Descriptor> = zstd
+        .iter()
+        .copied()
+        .filter(|l| (l.size.max(0) as u64) >= cfg.min_layer_size)
+        .collect();
+    if !zstd_big.is_empty() {
+        why.push(format!(
+            "{} layer(s) compressed with zstd, which SOCI cannot index: {}; rebuild them with gzip or uncompressed",
+            zstd_big.len(),
+            layer_list(&zstd_big)
+        ));
     }
-    None
+    (!why.is_empty()).then(|| format!(": {}", why.join("; ")))
 }
 
 /// Whether an image-index entry is a SOCI index (v2). Besides the artifact type,

@@ -619,7 +619,13 @@ fn bad_input_fails_clearly_and_creates_no_tag() {
         ],
         &[],
     ));
-    assert!(e.contains("--min-layer-size"), "{e}");
+    assert!(
+        e.contains("3 layer(s) smaller than --min-layer-size 100000000"),
+        "{e}"
+    );
+    for layer in files.keys() {
+        assert!(e.contains(&layer[..19]), "{e}");
+    }
     assert!(!reg.has_tag("small", "soci"));
 }
 
@@ -632,7 +638,7 @@ fn containerd_image_converts_in_place_with_gc_labels() {
     require_containerd_setup();
     let reg = StoredRegistry::start(None);
     let tmp = tempfile::tempdir().unwrap();
-    let (lb, _) = build_image(&tmp.path().join("src"));
+    let (lb, files) = build_image(&tmp.path().join("src"));
     push_layout(&lb.dir, &format!("docker://{}/app:v1", reg.addr));
     let ctrd = Containerd::start(
         &tmp.path().join("ctrd"),
@@ -702,6 +708,40 @@ fn containerd_image_converts_in_place_with_gc_labels() {
         annotations(&image_manifest)[INDEX_DIGEST],
         soci_entry["digest"].as_str().unwrap()
     );
+
+    // The zTOCs of the image in containerd, and files read through them from
+    // the layers in containerd's content store.
+    let ztoc_cmd = |extra: &[&str]| {
+        let mut v: Vec<&str> = vec![
+            "-a",
+            sock.as_str(),
+            "-n",
+            "soci-convert",
+            "--root",
+            root.to_str().unwrap(),
+            "ztoc",
+        ];
+        v.extend_from_slice(extra);
+        soci_env(&v, &[])
+    };
+    let q = ok(&ztoc_cmd(&["list", "-q", "--image-ref", &dst]));
+    assert_eq!(q.lines().count(), 2, "{q}");
+    let out = tmp.path().join("file.bin");
+    for z in ztocs {
+        let zd = z["digest"].as_str().unwrap();
+        assert!(q.contains(zd), "{q}");
+        let layer = annotations(z)[LAYER_DIGEST].clone();
+        for (name, want) in files[&layer].iter().take(5) {
+            ok(&ztoc_cmd(&[
+                "get-file",
+                "-o",
+                out.to_str().unwrap(),
+                zd,
+                name,
+            ]));
+            assert!(std::fs::read(&out).unwrap() == *want, "{name}");
+        }
+    }
 
     // Converting the converted image again changes nothing.
     assert_eq!(ok(&run(&[&dst, &dst])).trim(), digest);

@@ -86,13 +86,37 @@ fn ordered(
     Ok(blobs)
 }
 
-pub(crate) fn run(global: &GlobalArgs, args: &ConvertArgs) -> anyhow::Result<()> {
-    let src = name_of(&args.source, "source", false)?;
-    let dst = name_of(&args.dest, "destination", true)?;
-    let cfg = build_config(&args.build);
-    let selection = platform_selection(&args.build)?;
-    let progress = Progress::new(args.quiet);
-    let events = PrintEvents::new(progress.clone(), args.quiet);
+/// Connect to containerd and look up image `name`: the runtime, the client
+/// and the image's target.
+pub(crate) fn open_image(
+    global: &GlobalArgs,
+    name: &str,
+) -> anyhow::Result<(tokio::runtime::Runtime, Containerd, Descriptor)> {
+    let (rt, ctrd) = connect(global)?;
+    let image = rt.block_on(ctrd.get_image(name))?.with_context(|| {
+        format!(
+            "image {name} is not in containerd (namespace {}); pull it first (e.g. `ctr -n {} images pull {name}`), \
+             or name a registry image as docker://{name}",
+            global.namespace, global.namespace
+        )
+    })?;
+    let t = image
+        .target
+        .with_context(|| format!("image {name} has no target"))?;
+    let root = Descriptor {
+        media_type: t.media_type,
+        digest: t.digest,
+        size: t.size,
+        annotations: t.annotations.into_iter().collect(),
+        ..Default::default()
+    };
+    Ok((rt, ctrd, root))
+}
+
+/// A runtime and a containerd client on it (`--address`, `--namespace`).
+pub(crate) fn connect(
+    global: &GlobalArgs,
+) -> anyhow::Result<(tokio::runtime::Runtime, Containerd)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -101,25 +125,22 @@ pub(crate) fn run(global: &GlobalArgs, args: &ConvertArgs) -> anyhow::Result<()>
     let ctrd = rt
         .block_on(Containerd::connect(&global.address, &global.namespace))
         .with_context(|| format!("cannot connect to containerd at {}", global.address))?;
-    let image = rt
-        .block_on(ctrd.get_image(&src))?
-        .with_context(|| {
-            format!(
-                "image {src} is not in containerd (namespace {}); pull it first (e.g. `ctr -n {} images pull {src}`), \
-                 or name a registry image as docker://{src}",
-                global.namespace, global.namespace
-            )
-        })?;
-    let t = image
-        .target
-        .with_context(|| format!("image {src} has no target"))?;
-    let root = Descriptor {
-        media_type: t.media_type,
-        digest: t.digest,
-        size: t.size,
-        annotations: t.annotations.into_iter().collect(),
-        ..Default::default()
-    };
+    Ok((rt, ctrd))
+}
+
+/// The image name containerd records for a plain reference.
+pub(crate) fn containerd_name(input: &str) -> anyhow::Result<String> {
+    name_of(input, "image", false)
+}
+
+pub(crate) fn run(global: &GlobalArgs, args: &ConvertArgs) -> anyhow::Result<()> {
+    let src = name_of(&args.source, "source", false)?;
+    let dst = name_of(&args.dest, "destination", true)?;
+    let cfg = build_config(&args.build);
+    let selection = platform_selection(&args.build)?;
+    let progress = Progress::new(args.quiet);
+    let events = PrintEvents::new(progress.clone(), args.quiet);
+    let (rt, ctrd, root) = open_image(global, &src)?;
     let source = ContentSource::new(ctrd.clone(), rt.handle().clone());
     let shown = ProgressSource {
         inner: &source,

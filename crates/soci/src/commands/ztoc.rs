@@ -10,6 +10,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use soci_artifacts::{ArtifactEntry, ArtifactType, ArtifactsDb, SociStore};
+use soci_containerd::ContentSource;
 use soci_content::registry::RegistryRangeReader;
 use soci_content::{BlobRangeReader, BlobSource, ImageLocation};
 use soci_format::Digest;
@@ -21,6 +22,7 @@ use soci_indexer::standalone::LayoutSource;
 use super::convert::{
     Endpoint, Opened, Registry, endpoint, open_location, registry, soci_index_entries,
 };
+use super::convert_containerd::{connect, containerd_name, open_image};
 use crate::cli::{GlobalArgs, ZtocGetFileArgs, ZtocInfoArgs, ZtocListArgs};
 
 /// zTOCs are small; refuse absurd ones.
@@ -137,6 +139,39 @@ pub(crate) fn indent_json(compact: &[u8]) -> String {
     out
 }
 
+/// The zTOC descriptors of the SOCI indexes of the image `root` in `source`.
+fn ztocs_of(
+    source: &dyn BlobSource,
+    root: &Descriptor,
+    what: &str,
+) -> anyhow::Result<Vec<Descriptor>> {
+    if !json::is_index_type(&root.media_type) {
+        bail!(
+            "{what} is a single image manifest without SOCI indexes; convert it first with `soci convert`"
+        );
+    }
+    let d = parse_digest(&root.digest)?;
+    let bytes = source.read_blob(&d, 8 << 20, "image index")?;
+    let index = Index::from_json(&bytes).with_context(|| format!("image index of {what}"))?;
+    let entries = soci_index_entries(&index);
+    if entries.is_empty() {
+        bail!("{what} has no SOCI index; convert it first with `soci convert`");
+    }
+    let mut out = Vec::new();
+    for e in entries {
+        let ed = parse_digest(&e.digest)?;
+        let b = source.read_blob(&ed, 8 << 20, "SOCI index")?;
+        let si = SociIndex::from_manifest_bytes(&b)
+            .with_context(|| format!("SOCI index {} of {what}", e.digest))?;
+        out.extend(
+            si.blobs
+                .into_iter()
+                .filter(|b| b.media_type == json::SOCI_LAYER_MEDIA_TYPE),
+        );
+    }
+    Ok(out)
+}
+
 /// The zTOC descriptors of the SOCI indexes of an image (a location).
 fn image_ztocs(
     loc: &ImageLocation,
@@ -147,31 +182,7 @@ fn image_ztocs(
         let source = LayoutSource::with_ref_name(opened.layout(), tag.as_deref())
             .with_context(|| format!("cannot find the image in {loc}"))?;
         let root = source.root().clone();
-        if !json::is_index_type(&root.media_type) {
-            bail!(
-                "{loc} is a single image manifest without SOCI indexes; convert it first with `soci convert`"
-            );
-        }
-        let d = parse_digest(&root.digest)?;
-        let bytes = source.read_blob(&d, 8 << 20, "image index")?;
-        let index = Index::from_json(&bytes).with_context(|| format!("image index of {loc}"))?;
-        let entries = soci_index_entries(&index);
-        if entries.is_empty() {
-            bail!("{loc} has no SOCI index; convert it first with `soci convert`");
-        }
-        let mut out = Vec::new();
-        for e in entries {
-            let ed = parse_digest(&e.digest)?;
-            let b = source.read_blob(&ed, 8 << 20, "SOCI index")?;
-            let si = SociIndex::from_manifest_bytes(&b)
-                .with_context(|| format!("SOCI index {} of {loc}", e.digest))?;
-            out.extend(
-                si.blobs
-                    .into_iter()
-                    .filter(|b| b.media_type == json::SOCI_LAYER_MEDIA_TYPE),
-            );
-        }
-        out
+        ztocs_of(&source, &root, &loc.to_string())?
     };
     Ok((opened, tag, ztocs))
 }
@@ -190,18 +201,22 @@ pub(crate) fn list(global: &GlobalArgs, args: ZtocListArgs) -> anyhow::Result<()
             }
         }
         Some(image) => {
-            let loc = match endpoint(image, "--image-ref")? {
-                Endpoint::Location(l) => l,
-                Endpoint::Containerd(name) => bail!(
-                    "--image-ref {name:?}: images in containerd are not supported by this build; \
-                     name the converted image as docker://{name}, oci:DIR[:TAG] or oci-archive:FILE[:TAG]"
-                ),
+            let ztocs = match endpoint(image, "--image-ref")? {
+                Endpoint::Location(loc) => {
+                    let reg = match &loc {
+                        ImageLocation::Registry(_) => Some(registry(&args.registry)?),
+                        _ => None,
+                    };
+                    image_ztocs(&loc, reg.as_ref())?.2
+                }
+                Endpoint::Containerd(name) => {
+                    let name = containerd_name(&name)?;
+                    let (rt, ctrd, root) = open_image(global, &name)?;
+                    let source = ContentSource::new(ctrd, rt.handle().clone());
+                    ztocs_of(&source, &root, &name)?
+                }
             };
-            let reg = match &loc {
-                ImageLocation::Registry(_) => Some(registry(&args.registry)?),
-                _ => None,
-            };
-            let (_, _, ztocs) = image_ztocs(&loc, reg.as_ref())?;
+            let loc = image;
             let mut seen = std::collections::BTreeSet::new();
             for z in ztocs {
                 if !seen.insert(z.digest.clone()) {
@@ -502,13 +517,26 @@ pub(crate) fn get_file(global: &GlobalArgs, args: ZtocGetFileArgs) -> anyhow::Re
             let store = open_store(&global.root)?;
             let zbytes = store.read_blob(&zd, MAX_ZTOC, "ztoc")?;
             let z = Ztoc::from_bytes(&zbytes).with_context(|| format!("zTOC {zd}"))?;
-            if !store.has_blob(&layer) {
-                bail!(
-                    "layer {layer} of zTOC {zd} is not stored locally under {}; read it from the converted image with --image docker://REGISTRY/REPO:TAG",
-                    global.root.display()
-                );
+            if store.has_blob(&layer) {
+                extract(&z, &layer, &LayerReader::Stream(&store), &args.file)?
+            } else {
+                // Upstream reads the layer from containerd's content store.
+                let not_local = || {
+                    format!(
+                        "layer {layer} of zTOC {zd} is neither in {} nor in containerd's content store \
+                         (namespace {} at {}); read it from the converted image with --image docker://REGISTRY/REPO:TAG",
+                        global.root.display(),
+                        global.namespace,
+                        global.address
+                    )
+                };
+                let (rt, ctrd) = connect(global).with_context(not_local)?;
+                let source = ContentSource::new(ctrd, rt.handle().clone());
+                if !source.has_blob(&layer) {
+                    bail!(not_local());
+                }
+                extract(&z, &layer, &LayerReader::Stream(&source), &args.file)?
             }
-            extract(&z, &layer, &LayerReader::Stream(&store), &args.file)?
         }
     };
     match &args.output {
