@@ -406,7 +406,10 @@ pub(crate) fn record(
     outcome: &ConvertOutcome,
     image_digest: &str,
 ) -> anyhow::Result<usize> {
-    std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+    // Like upstream, the root is private to its owner.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(root)
+        .with_context(|| format!("cannot create {}", root.display()))?;
     let store = SociStore::open(&soci_artifacts::content_store_path(root))?;
     let db = ArtifactsDb::open(&soci_artifacts::artifacts_db_path(root))?;
     let created_at = now();
