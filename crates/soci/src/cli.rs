@@ -239,3 +239,54 @@ pub enum OutputFormatArg {
     /// An OCI image layout directory.
     OciDir,
 }
+
+#[cfg(test)]
+mod convert_ztoc_cli_tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn convert_and_ztoc_flags() {
+        let c = Cli::try_parse_from([
+            "soci",
+            "convert",
+            "-k",
+            "-u",
+            "me:pw",
+            "--plain-http",
+            "-q",
+            "docker://a/b:c",
+            "oci:d:e",
+        ])
+        .unwrap();
+        let Command::Convert(a) = c.command else {
+            panic!("not convert")
+        };
+        assert!(a.registry.skip_verify && a.registry.plain_http && a.quiet);
+        assert_eq!(a.registry.user.as_deref(), Some("me:pw"));
+        let c = Cli::try_parse_from([
+            "soci",
+            "ztoc",
+            "get-file",
+            "--image",
+            "docker://a/b:c",
+            "-o",
+            "out",
+            "sha256:x",
+            "usr/bin/app",
+        ])
+        .unwrap();
+        let Command::Ztoc(ZtocCommand::GetFile(g)) = c.command else {
+            panic!("not get-file")
+        };
+        assert_eq!(g.image.as_deref(), Some("docker://a/b:c"));
+        assert_eq!(g.file, "usr/bin/app");
+        assert!(Cli::try_parse_from(["soci", "ztoc", "ls", "-q", "--ztoc-digest", "d"]).is_ok());
+    }
+}
