@@ -449,3 +449,56 @@ impl AsyncRead for ChannelReader {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[test]
+    fn tee_copies_every_byte_and_survives_a_closed_upload() {
+        let rt = BlockingRuntime::new().unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let (tx, rx) = mpsc::channel(2);
+        let upload = rt.handle().spawn(async move {
+            let mut r = ChannelReader {
+                rx,
+                buf: Bytes::new(),
+            };
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).await.unwrap();
+            out
+        });
+        let mut tee = TeeReader {
+            inner: &data[..],
+            tx: Some(tx),
+            rt: &rt,
+        };
+        let mut read = Vec::new();
+        // Small reads fill the channel and make the tee wait for the upload.
+        let mut buf = [0u8; 1000];
+        loop {
+            let n = tee.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            read.extend_from_slice(&buf[..n]);
+        }
+        drop(tee);
+        assert_eq!(read, data);
+        assert_eq!(rt.block_on(upload).unwrap().unwrap(), data);
+
+        // The upload side went away: reading goes on undisturbed.
+        let (tx, rx) = mpsc::channel(1);
+        drop(rx);
+        let mut tee = TeeReader {
+            inner: &data[..],
+            tx: Some(tx),
+            rt: &rt,
+        };
+        let mut read = Vec::new();
+        tee.read_to_end(&mut read).unwrap();
+        assert_eq!(read, data);
+        assert!(tee.tx.is_none());
+    }
+}
