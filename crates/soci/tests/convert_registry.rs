@@ -542,6 +542,25 @@ fn bad_input_fails_clearly_and_creates_no_tag() {
     ));
     assert!(e.contains("tag"), "{e}");
 
+    // No manifest for the asked platform: said plainly, with what there is.
+    let e = failed(&soci_env(
+        &[
+            "--root",
+            r,
+            "convert",
+            "--platform",
+            "linux/arm64",
+            &src,
+            &format!("docker://{}/arm:soci", reg.addr),
+        ],
+        &[],
+    ));
+    assert!(
+        e.contains("linux/arm64") && e.contains("linux/amd64") && e.contains("--platform"),
+        "{e}"
+    );
+    assert!(!reg.has_tag("arm", "soci"));
+
     // Nothing listens on a port we just closed.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
