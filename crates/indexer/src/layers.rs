@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use soci_content::{BlobSource, MemStore, VerifyingReader};
+use soci_content::{BlobSource, ContentError, MemStore, VerifyingReader};
 use soci_format::Digest;
 use soci_format::json::{self, Descriptor, LayerCompression};
 use soci_format::ztoc::{self, BuildOptions, CompressionAlgorithm, Ztoc};
@@ -238,15 +238,30 @@ impl<'a> LayerBuilder<'a> {
             size,
         });
         let reader = self.source.open_blob(&digest)?;
-        let reader = VerifyingReader::new(reader, digest.clone(), size, self.source.describe());
+        let mut reader = VerifyingReader::new(reader, digest.clone(), size, self.source.describe());
         let opts = BuildOptions {
             span_size: self.cfg.span_size,
             build_tool_identifier: self.cfg.build_tool_identifier.clone(),
         };
-        let toc = ztoc::build_ztoc(reader, algorithm, &opts).map_err(|e| IndexerError::Ztoc {
-            layer: layer.digest.clone(),
-            reason: e.to_string(),
-        })?;
+        let toc = match ztoc::build_ztoc(&mut reader, algorithm, &opts) {
+            Ok(t) => t,
+            Err(e) => {
+                // A layer that does not parse is most often a corrupt blob:
+                // read it to its end so that the digest check can say so.
+                if let Err(io) = std::io::copy(&mut reader, &mut std::io::sink())
+                    && let Some(ContentError::DigestMismatch { .. }) =
+                        io.get_ref().and_then(|i| i.downcast_ref::<ContentError>())
+                {
+                    let inner = io.into_inner().expect("checked");
+                    let ce = inner.downcast::<ContentError>().expect("checked");
+                    return Err(IndexerError::Content(*ce));
+                }
+                return Err(IndexerError::Ztoc {
+                    layer: layer.digest.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        };
         let bytes = toc.to_bytes();
         let ztoc_size = bytes.len() as i64;
         let ztoc_digest = self.out.put(bytes);

@@ -604,7 +604,10 @@ fn bad_input_fails_clearly_and_creates_no_tag() {
             ],
             &[],
         ));
-        assert!(e.contains(big), "{e}");
+        assert!(
+            e.contains(&format!("blob {big}")) && e.contains("is corrupt"),
+            "{e}"
+        );
         assert!(!reg.has_tag(dst, "soci"));
     }
 
@@ -622,7 +625,10 @@ fn bad_input_fails_clearly_and_creates_no_tag() {
         ],
         &[],
     ));
-    assert!(e.contains(big), "{e}");
+    assert!(
+        e.contains(&format!("blob {big}")) && e.contains("is corrupt"),
+        "{e}"
+    );
     assert!(!reg.has_tag("fromlayout", "soci"));
 
     // Every layer below --min-layer-size: said plainly, non-zero exit.
