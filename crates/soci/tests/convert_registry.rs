@@ -235,6 +235,14 @@ fn registry_to_registry_then_skopeo_copy_and_get_file() {
         assert!(e.contains("no/such/file does not exist"), "{e}");
     }
 
+    // An empty store lists nothing (just the header).
+    let empty = tmp.path().join("empty-root");
+    let list = ok(&soci_env(
+        &["--root", empty.to_str().unwrap(), "ztoc", "list"],
+        &[],
+    ));
+    assert_eq!(list.lines().count(), 1, "{list}");
+
     // The conversion recorded its zTOCs locally.
     let list = ok(&soci_env(&["--root", root_s, "ztoc", "list"], &[]));
     let mut lines = list.lines();

@@ -188,10 +188,13 @@ fn image_ztocs(
 }
 
 pub(crate) fn list(global: &GlobalArgs, args: ZtocListArgs) -> anyhow::Result<()> {
-    let db = open_db(&global.root)?;
     let mut entries: Vec<ArtifactEntry> = Vec::new();
+    let db_path = soci_artifacts::artifacts_db_path(&global.root);
     match &args.image_ref {
+        // Nothing indexed yet: an empty list, as upstream prints.
+        None if !db_path.exists() => {}
         None => {
+            let db = open_db(&global.root)?;
             for e in db.list()? {
                 if e.artifact_type == ArtifactType::Ztoc
                     && args.ztoc_digest.as_deref().is_none_or(|d| d == e.digest)
@@ -201,6 +204,7 @@ pub(crate) fn list(global: &GlobalArgs, args: ZtocListArgs) -> anyhow::Result<()
             }
         }
         Some(image) => {
+            let db = open_db(&global.root)?;
             let ztocs = match endpoint(image, "--image-ref")? {
                 Endpoint::Location(loc) => {
                     let reg = match &loc {
