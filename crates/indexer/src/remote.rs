@@ -28,7 +28,7 @@ use crate::layers::{BuildConfig, Events};
 use crate::output::{GraphSink, walk_graph};
 
 /// Chunks in flight between a reader and its upload.
-const CHANNEL_CHUNKS: usize = 64;
+const CHANNEL_CHUNKS: usize = 16;
 
 /// What a push did to the destination.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
