@@ -3,9 +3,9 @@
 //!
 //! This module holds the only `unsafe` code of the project: [`Inflater`] owns a
 //! zlib-rs (`libz_rs_sys`) inflate stream and exposes the handful of zlib calls
-//! the checkpoint code needs (`inflate` with `Z_BLOCK`, `data_type`,
-//! `inflatePrime`, `inflateSetDictionary`, `inflateGetDictionary`,
-//! `inflateReset2`) as safe methods. Every other file of the crate is safe Rust.
+//! the checkpoint code needs (`inflate` with `Z_BLOCK` or `Z_NO_FLUSH`,
+//! `data_type`, `inflatePrime`, `inflateSetDictionary`, `inflateReset2`) as safe
+//! methods. Every other file of the crate is safe Rust.
 #![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -13,8 +13,8 @@ use std::ffi::{CStr, c_int, c_uint};
 use std::fmt;
 
 use libz_rs_sys::{
-    Z_BUF_ERROR, Z_OK, Z_STREAM_END, crc32, inflate, inflateEnd, inflateGetDictionary,
-    inflateInit2_, inflatePrime, inflateReset2, inflateSetDictionary, z_stream, zlibVersion,
+    Z_BUF_ERROR, Z_OK, Z_STREAM_END, crc32, inflate, inflateEnd, inflateInit2_, inflatePrime,
+    inflateReset2, inflateSetDictionary, z_stream, zlibVersion,
 };
 
 use super::{SpanId, ZinfoError};
@@ -633,28 +633,6 @@ impl Inflater {
         let ret =
             unsafe { inflateSetDictionary(&mut *self.strm, dict.as_ptr(), dict.len() as c_uint) };
         self.check("inflateSetDictionary", ret)
-    }
-
-    /// `inflateGetDictionary`: copy the current window (oldest byte first) to the
-    /// front of `buf` and return its length (at most 32 KiB).
-    pub(crate) fn get_dictionary(&self, buf: &mut [u8; WINDOW_SIZE]) -> Result<usize, ZinfoError> {
-        let mut len: c_uint = 0;
-        // SAFETY: the stream was initialised by `new`; a null dictionary asks for
-        // the length only, written to the live local `len`.
-        let ret = unsafe { inflateGetDictionary(&*self.strm, std::ptr::null_mut(), &mut len) };
-        self.check("inflateGetDictionary", ret)?;
-        if len as usize > WINDOW_SIZE {
-            return Err(ZinfoError::Zlib {
-                op: "inflateGetDictionary",
-                code: ret,
-                msg: format!("window of {len} bytes is larger than 32 KiB"),
-            });
-        }
-        // SAFETY: as above; `buf` is writable for 32 KiB, which holds the `len`
-        // bytes the library reported for this unchanged stream.
-        let ret = unsafe { inflateGetDictionary(&*self.strm, buf.as_mut_ptr(), &mut len) };
-        self.check("inflateGetDictionary", ret)?;
-        Ok(len as usize)
     }
 
     /// `inflateReset2(window_bits)`.

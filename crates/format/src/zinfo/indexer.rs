@@ -7,13 +7,16 @@
 //! block, and either nothing has been output yet or more than `span_size` bytes
 //! were output since the previous checkpoint. Because `Z_BLOCK` makes the inflater
 //! stop at every block boundary, the choice depends only on the deflate block
-//! structure, not on how input and output are chunked.
+//! structure, not on how input and output are chunked. Boundaries before a
+//! possible checkpoint are skipped with `Z_NO_FLUSH` (see `GzipState::flush_mode`),
+//! which selects the same checkpoints while keeping zlib in its fast loop.
 //!
-//! Windows are taken with `inflateGetDictionary` at checkpoints only. zlib-rs
-//! clears its window when it is reset for the next gzip member, while upstream
-//! keeps one circular window across members, so the last 32 KiB of output before
-//! the current member are kept in a small ring and put in front of the
-//! dictionary when the current member has produced less than 32 KiB.
+//! A checkpoint's window is the last 32 KiB of output before it, across gzip
+//! members, with zeros in front at the start of the stream: upstream keeps one
+//! circular output buffer for the whole stream. The indexer keeps the same ring
+//! (copying at most 32 KiB per inflate call) rather than asking zlib for its
+//! dictionary, which is cleared by the reset between members and, like C
+//! zlib's, misses the output of the call that reaches a member's trailer.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
@@ -32,8 +35,9 @@ const INPUT_CHUNK: usize = 256 * 1024;
 const DIRECT_READ_MIN: usize = 64 * 1024;
 /// Size of the internal buffer for small reads and for draining in `finish`.
 const STAGING_SIZE: usize = 256 * 1024;
-/// Input chunks that may be held by the hashing thread at once.
-const MAX_CHUNKS: usize = 4;
+/// Input chunks that may be held by the hashing thread at once (8 MiB): enough
+/// slack that a hashing thread descheduled for a while does not stall inflating.
+const MAX_CHUNKS: usize = 32;
 
 /// Tuning of a [`LayerIndexer`].
 #[derive(Debug, Clone)]
@@ -220,7 +224,7 @@ fn read_retrying<R: Read>(inner: &mut R, buf: &mut [u8], offset: u64) -> Result<
     }
 }
 
-/// The last 32 KiB of uncompressed output before the current gzip member.
+/// The last 32 KiB of uncompressed output, as a ring.
 struct History {
     buf: Box<[u8; WINDOW_SIZE]>,
     /// Next write position; the oldest byte is at `head`.
@@ -247,15 +251,11 @@ impl History {
         self.head = (self.head + data.len()) % WINDOW_SIZE;
     }
 
-    /// Append the newest `k` bytes, oldest first.
-    fn append_tail(&self, k: usize, dst: &mut Vec<u8>) {
-        let start = (self.head + WINDOW_SIZE - k) % WINDOW_SIZE;
-        if start + k <= WINDOW_SIZE {
-            dst.extend_from_slice(&self.buf[start..start + k]);
-        } else {
-            dst.extend_from_slice(&self.buf[start..]);
-            dst.extend_from_slice(&self.buf[..k - (WINDOW_SIZE - start)]);
-        }
+    /// Append all 32 KiB, oldest first.
+    fn append_to(&self, dst: &mut Vec<u8>) {
+        dst.reserve(WINDOW_SIZE);
+        dst.extend_from_slice(&self.buf[self.head..]);
+        dst.extend_from_slice(&self.buf[..self.head]);
     }
 }
 
@@ -279,6 +279,7 @@ struct GzipState {
     last: u64,
     points: Vec<Checkpoint>,
     windows: Vec<u8>,
+    /// The last 32 KiB of output (all members), zeros before the start.
     history: History,
     /// The current member has ended (`Z_STREAM_END`); a new one starts if input follows.
     member_ended: bool,
@@ -288,7 +289,6 @@ struct GzipState {
     /// Span digests; the current span is hashed up to `hashed_to`.
     hashing: SpanHashing,
     hashed_to: u64,
-    dict: Box<[u8; WINDOW_SIZE]>,
 }
 
 impl GzipState {
@@ -314,7 +314,6 @@ impl GzipState {
             done: false,
             hashing: SpanHashing::new(background_hashing),
             hashed_to: 0,
-            dict: Box::new([0; WINDOW_SIZE]),
         })
     }
 
@@ -340,14 +339,14 @@ impl GzipState {
             if self.member_ended {
                 self.next_member()?;
             }
-            let step = self.inflater.inflate(
-                &self.input[self.in_pos..self.in_len],
-                out,
-                libz_rs_sys::Z_BLOCK,
-            );
+            let (flush, out) = self.flush_mode(out);
+            let step = self
+                .inflater
+                .inflate(&self.input[self.in_pos..self.in_len], out, flush);
             self.in_pos += step.consumed;
             self.totin += step.consumed as u64;
             self.totout += step.produced as u64;
+            self.history.push(&out[..step.produced]);
             match step.code {
                 libz_rs_sys::Z_STREAM_END => self.member_ended = true,
                 libz_rs_sys::Z_OK | libz_rs_sys::Z_BUF_ERROR => {
@@ -374,6 +373,25 @@ impl GzipState {
                 return Ok(step.produced);
             }
         }
+    }
+
+    /// How to run the next inflate call, and into how much of `out`.
+    ///
+    /// A checkpoint can only be taken at a block boundary where nothing was
+    /// output yet, or where more than `span_size` bytes were output since the
+    /// previous checkpoint. Until then no block boundary matters, so inflate
+    /// runs without stopping at them (`Z_NO_FLUSH`, zlib's fast path), with the
+    /// output capped so that it cannot pass `last + span_size`. From there on it
+    /// uses `Z_BLOCK`, which stops at the next boundary: the first one past the
+    /// threshold, exactly where upstream's loop (`Z_BLOCK` throughout) takes it.
+    fn flush_mode<'o>(&self, out: &'o mut [u8]) -> (i32, &'o mut [u8]) {
+        let threshold = self.last.saturating_add(self.span_size);
+        if self.totout == 0 || self.totout >= threshold {
+            return (libz_rs_sys::Z_BLOCK, out);
+        }
+        let room = usize::try_from(threshold - self.totout).unwrap_or(usize::MAX);
+        let n = out.len().min(room);
+        (libz_rs_sys::Z_NO_FLUSH, &mut out[..n])
     }
 
     fn corrupt(&self, code: i32, msg: String) -> ZinfoError {
@@ -435,8 +453,6 @@ impl GzipState {
 
     /// More input follows a finished member: start the next one.
     fn next_member(&mut self) -> Result<(), ZinfoError> {
-        let n = self.inflater.get_dictionary(&mut self.dict)?;
-        self.history.push(&self.dict[..n]);
         self.inflater.reset2(WBITS_AUTO)?;
         self.member_ended = false;
         Ok(())
@@ -449,10 +465,7 @@ impl GzipState {
         }
         let bits = (data_type & 7) as u8;
 
-        let n = self.inflater.get_dictionary(&mut self.dict)?;
-        self.windows.reserve(WINDOW_SIZE);
-        self.history.append_tail(WINDOW_SIZE - n, &mut self.windows);
-        self.windows.extend_from_slice(&self.dict[..n]);
+        self.history.append_to(&mut self.windows);
 
         // The previous span ends at this `in`; the new one starts one byte
         // earlier when it begins inside a byte.

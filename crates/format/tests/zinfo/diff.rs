@@ -184,6 +184,33 @@ fn every_block_boundary_with_span_zero() {
     assert!(l.zinfo.max_span_id() > 3);
 }
 
+/// Block boundaries exactly at, just before and just after `last + span`:
+/// the indexer inflates without stopping at boundaries below that threshold,
+/// so the first boundary past it must still be the one upstream picks, also
+/// when an empty stored block (sync flush) puts two boundaries at one offset.
+#[test]
+fn boundaries_at_the_span_threshold() {
+    let data = mixed(1 << 20, 9);
+    for flush in [
+        FlushCompress::Sync,
+        FlushCompress::Full,
+        FlushCompress::Partial,
+    ] {
+        let gz = gzip_member(
+            &data,
+            6,
+            &Header::default(),
+            Some(FlushPlan {
+                every: 10_000,
+                flush,
+            }),
+        );
+        for span in [9_999, 10_000, 10_001, 19_999, 20_000, 20_001] {
+            check(&format!("threshold {flush:?}"), &data, &gz, span);
+        }
+    }
+}
+
 #[test]
 fn flushes_make_odd_boundaries() {
     let data = mixed(3 << 20, 5);
