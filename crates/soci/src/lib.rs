@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod progress;
 
 use clap::Parser;
 
