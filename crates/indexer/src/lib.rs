@@ -10,14 +10,16 @@
 #![deny(missing_docs)]
 
 mod convert;
+mod create;
 mod error;
 mod layers;
 mod output;
 pub mod standalone;
 
 pub use convert::{ConvertOutcome, PlatformSelection, convert};
+pub use create::{CreateOptions, CreateOutcome, CreatedIndex, clean_prefetch_path, create};
 pub use error::IndexerError;
-pub use layers::{BuildConfig, Event, Events, LayerOutcome, NoEvents};
+pub use layers::{BuildConfig, Event, Events, ExistingZtocs, LayerOutcome, NoEvents};
 pub use output::write_layout;
 
 pub use soci_content::BlobSource;
