@@ -118,7 +118,7 @@ impl Drop for NoEcho {
 
 /// `--user USER[:PASSWORD]`; a missing password is read from stdin (without
 /// echo on a terminal).
-fn credentials(user: &str) -> anyhow::Result<Credentials> {
+pub(crate) fn credentials(user: &str) -> anyhow::Result<Credentials> {
     if user.contains(':') {
         return Ok(Credentials::from_user_flag(user)?);
     }

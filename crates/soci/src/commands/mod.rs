@@ -1,14 +1,27 @@
 //! One module per subcommand.
 
 mod convert;
+mod create;
 mod image;
+mod index;
+mod local;
+mod prefetch;
+mod push;
 
-use crate::cli::{Cli, Command, ImageCommand};
+use crate::cli::{Cli, Command, ImageCommand, IndexCommand, PrefetchCommand};
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Convert(args) => convert::run(&cli.global, args),
         Command::Image(ImageCommand::Rpull(args)) => image::rpull(&cli.global, args),
+        Command::Create(args) => create::run(&cli.global, args),
+        Command::Push(args) => push::run(&cli.global, args),
+        Command::Index(IndexCommand::List(args)) => index::list(&cli.global, args),
+        Command::Index(IndexCommand::Info(args)) => index::info(&cli.global, args),
+        Command::Index(IndexCommand::Remove(args)) => index::remove(&cli.global, args),
+        Command::Prefetch(PrefetchCommand::List(args)) => prefetch::list(&cli.global, args),
+        Command::Prefetch(PrefetchCommand::Info(args)) => prefetch::info(&cli.global, args),
+        Command::RebuildDb => local::rebuild_db(&cli.global),
     }
 }
