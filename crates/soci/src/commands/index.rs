@@ -135,7 +135,7 @@ pub(crate) fn info(global: &GlobalArgs, args: DigestArg) -> anyhow::Result<()> {
     }
     let bytes = local
         .store
-        .read_blob(&digest, (e.size.max(1)).min(16 << 20), "SOCI index")
+        .read_blob(&digest, e.size.clamp(1, 16 << 20), "SOCI index")
         .with_context(|| format!("cannot read SOCI index {digest}"))?;
     let pretty = json::go_json_indent(&bytes, "  ")
         .map_err(|err| anyhow::anyhow!("SOCI index {digest} is not valid JSON: {err}"))?;
