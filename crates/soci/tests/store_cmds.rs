@@ -314,8 +314,19 @@ fn create_explains_why_nothing_was_indexed() {
     assert!(out.contains("but got \"zstd\""), "{out}");
     assert!(err.contains("zstd"), "{err}");
 
-    // The soci store must be chosen explicitly (the default is containerd's).
-    let o = soci(&["--root", root.to_str().unwrap(), "create", &src]);
+    // The default content store is containerd's: without containerd the
+    // error says where it looked.
+    let sock = tmp.path().join("no-containerd.sock");
+    let o = soci(&[
+        "--root",
+        root.to_str().unwrap(),
+        "--address",
+        sock.to_str().unwrap(),
+        "create",
+        &src,
+    ]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--content-store soci"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot reach containerd"), "{err}");
+    assert!(err.contains("no-containerd.sock"), "{err}");
 }

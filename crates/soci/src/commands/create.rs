@@ -5,20 +5,23 @@ use std::io::Read;
 use std::sync::Mutex;
 
 use anyhow::Context;
-use soci_artifacts::{ArtifactEntry, ArtifactType, ArtifactsDb, SociStore};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use soci_artifacts::{ArtifactEntry, ArtifactType, ArtifactsDb};
 use soci_content::{BlobSource, ContentError};
 use soci_format::Digest;
 use soci_format::json;
 use soci_indexer::{CreateOptions, Event, Events, ExistingZtocs};
 
 use super::convert::{PrintEvents, build_config, platform_selection};
-use super::local::{open_local, parse_location, with_image};
+use super::local::{ArtifactStore, ImageArg, open_local, parse_image, with_image};
 use crate::cli::{CreateArgs, GlobalArgs};
 use crate::progress::{Bar, Progress, human_bytes};
 
 /// zTOCs recorded in the artifacts database whose blobs are still stored.
 struct StoredZtocs<'a> {
-    store: &'a SociStore,
+    store: &'a dyn ArtifactStore,
     db: &'a ArtifactsDb,
 }
 
@@ -117,14 +120,14 @@ fn prefetch_paths(args: &CreateArgs) -> anyhow::Result<Vec<String>> {
 
 pub(crate) fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     let local = open_local(global)?;
-    let loc = parse_location(&args.image)?;
+    let image = parse_image(&args.image)?;
     let cfg = build_config(&args.build);
     let selection = platform_selection(&args.build)?;
     let options = CreateOptions {
         prefetch_paths: prefetch_paths(&args)?,
     };
     let stored = StoredZtocs {
-        store: &local.store,
+        store: local.store.as_ref(),
         db: &local.db,
     };
     let existing: Option<&dyn ExistingZtocs> = (!args.build.force).then_some(&stored as _);
@@ -133,23 +136,61 @@ pub(crate) fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
         progress: &progress,
         bars: Mutex::new(HashMap::new()),
     };
-    let (outcome, root_digest) = with_image(&loc, |source, root| {
-        let counting = CountingSource {
-            inner: source,
-            events: &events,
-        };
-        let o = soci_indexer::create(
-            &counting, root, &cfg, &selection, &options, existing, &events,
-        )
-        .with_context(|| format!("cannot create a SOCI index for {}", args.image))?;
-        Ok((o, root.digest.clone()))
-    })?;
+    let (outcome, root_digest) =
+        with_image(global, local.ctrd.as_ref(), &image, |source, root| {
+            let counting = CountingSource {
+                inner: source,
+                events: &events,
+            };
+            let o = soci_indexer::create(
+                &counting, root, &cfg, &selection, &options, existing, &events,
+            )
+            .with_context(|| format!("cannot create a SOCI index for {}", args.image))?;
+            Ok((o, root.digest.clone()))
+        })?;
 
-    // Blobs first, then the records naming them.
-    for d in outcome.blobs.digests() {
-        let bytes = outcome.blobs.get(&d).expect("listed blob");
-        local.store.put_verified(&d, &bytes)?;
+    // Blobs first (inside a lease on containerd, so that nothing is collected
+    // before the image label holds it), then the records naming them.
+    let lease = match &local.ctrd {
+        Some(c) => Some((
+            c.clone(),
+            c.rt.block_on(c.client.create_lease(
+                &format!("soci-create-{}", std::process::id()),
+                Duration::from_secs(3600),
+                BTreeMap::new(),
+            ))?,
+        )),
+        None => None,
+    };
+    let leased = match &lease {
+        Some((c, l)) => Some(c.leased(l)?),
+        None => None,
+    };
+    let store: &dyn ArtifactStore = match &leased {
+        Some(c) => c,
+        None => local.store.as_ref(),
+    };
+    let written = write_blobs(store, &outcome);
+    if let Some(image_name) = match (&image, &local.ctrd) {
+        (ImageArg::Containerd(name), Some(c)) if written.is_ok() => Some((name, c)),
+        _ => None,
+    } {
+        // As upstream: the image record holds the newest index (and through
+        // the index's labels, its zTOCs) for containerd's garbage collector.
+        if let Some(last) = outcome.indexes.last() {
+            image_name.1.label_image(
+                image_name.0,
+                &BTreeMap::from([(
+                    "containerd.io/gc.ref.content.soci-index".to_string(),
+                    last.descriptor.digest.clone(),
+                )]),
+            )?;
+        }
     }
+    if let Some((c, l)) = &lease {
+        let _ = c.rt.block_on(c.client.delete_lease(l));
+    }
+    written?;
     let now = soci_artifacts::unix_now();
     for idx in &outcome.indexes {
         for z in &idx.ztocs {
@@ -212,6 +253,42 @@ pub(crate) fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
         human_bytes(outcome.bytes_indexed),
         outcome.layers_skipped
     ));
+    Ok(())
+}
+
+/// Store every blob of the outcome: zTOCs, prefetch artifacts and the `{}`
+/// config first, then each index with the containerd GC labels that keep
+/// them (`containerd.io/gc.ref.content.config`, `….ztoc.<i>`).
+fn write_blobs(
+    store: &dyn ArtifactStore,
+    outcome: &soci_indexer::CreateOutcome,
+) -> anyhow::Result<()> {
+    let none = BTreeMap::new();
+    let empty = Digest::of(json::EMPTY_CONFIG_BYTES);
+    store.put(
+        &empty,
+        json::SOCI_INDEX_ARTIFACT_TYPE_V1,
+        json::EMPTY_CONFIG_BYTES,
+        &none,
+    )?;
+    for idx in &outcome.indexes {
+        let mut labels = BTreeMap::from([(
+            "containerd.io/gc.ref.content.config".to_string(),
+            empty.to_string(),
+        )]);
+        for (i, b) in idx.ztocs.iter().chain(&idx.prefetch).enumerate() {
+            let d = b.parsed_digest()?;
+            let bytes = outcome.blobs.get(&d).context("built blob went missing")?;
+            store.put(&d, &b.media_type, &bytes, &none)?;
+            labels.insert(
+                format!("containerd.io/gc.ref.content.ztoc.{i}"),
+                d.to_string(),
+            );
+        }
+        let d = idx.descriptor.parsed_digest()?;
+        let bytes = outcome.blobs.get(&d).context("built index went missing")?;
+        store.put(&d, &idx.descriptor.media_type, &bytes, &labels)?;
+    }
     Ok(())
 }
 

@@ -4,23 +4,23 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, bail};
 use soci_artifacts::{ArtifactEntry, ArtifactType};
-use soci_content::BlobSource;
 use soci_format::json::{self, Platform};
 
 use super::local::{
-    Local, ago, image_manifests, open_local, parse_digest, parse_location, tabwrite, with_image,
+    Local, ago, image_manifests, open_local, parse_digest, parse_image, tabwrite, with_image,
 };
 use crate::cli::{DigestArg, GlobalArgs, IndexListArgs, IndexRemoveArgs};
 
 /// Index entries for `--ref IMAGE`: those built for one of its image manifests
 /// (of `platforms`, when given) or from its root.
 fn entries_of_image(
+    global: &GlobalArgs,
     local: &Local,
     image: &str,
     platforms: &[Platform],
 ) -> anyhow::Result<Vec<ArtifactEntry>> {
-    let loc = parse_location(image)?;
-    let (root, manifests) = with_image(&loc, |source, root| {
+    let img = parse_image(image)?;
+    let (root, manifests) = with_image(global, local.ctrd.as_ref(), &img, |source, root| {
         Ok((root.clone(), image_manifests(source, root)?))
     })?;
     let mut wanted = BTreeSet::new();
@@ -66,7 +66,7 @@ pub(crate) fn list(global: &GlobalArgs, args: IndexListArgs) -> anyhow::Result<(
     let local = open_local(global)?;
     let platforms = parse_platforms(&args.platforms)?;
     let mut entries = match &args.reference {
-        Some(r) => entries_of_image(&local, r, &platforms)?,
+        Some(r) => entries_of_image(global, &local, r, &platforms)?,
         None => local
             .db
             .list()?
@@ -147,7 +147,7 @@ pub(crate) fn info(global: &GlobalArgs, args: DigestArg) -> anyhow::Result<()> {
 pub(crate) fn remove(global: &GlobalArgs, args: IndexRemoveArgs) -> anyhow::Result<()> {
     let local = open_local(global)?;
     let digests: Vec<String> = match &args.reference {
-        Some(r) => entries_of_image(&local, r, &[])?
+        Some(r) => entries_of_image(global, &local, r, &[])?
             .into_iter()
             .map(|e| e.digest)
             .collect(),
@@ -169,9 +169,9 @@ pub(crate) fn remove(global: &GlobalArgs, args: IndexRemoveArgs) -> anyhow::Resu
             None => bail!("no SOCI index {digest} in the artifacts database"),
         }
         local.db.remove(&digest.to_string())?;
-        // As upstream: the soci content store keeps the blob (see
-        // `soci rebuild-db`, which would list it again).
-        let _ = local.store.has_blob(&digest);
+        // As upstream: containerd's content store drops the blob, the soci
+        // content store keeps it (`soci rebuild-db` would list it again).
+        local.store.forget(&digest)?;
     }
     Ok(())
 }

@@ -1,47 +1,258 @@
 //! The local SOCI store and artifacts database as the commands see them, the
 //! images they read, and upstream's table and time formats.
 
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use soci_artifacts::{ArtifactsDb, SociStore};
+use soci_containerd::Containerd;
+use soci_containerd::image::image_name;
 use soci_content::registry::{
     BlockingRuntime, ImageLocation, RegistryClient, RegistryOptions, RemoteImage,
 };
-use soci_content::{BlobSource, open_layout};
+use soci_content::{BlobSource, ContentError, open_layout};
+use soci_format::Digest;
 use soci_format::json::{self, Descriptor, Index};
 use soci_indexer::standalone::LayoutSource;
 
 use crate::cli::{ContentStoreKind, GlobalArgs};
 
-/// The store and database under `--root`.
-pub(crate) struct Local {
-    pub store: SociStore,
-    pub db: ArtifactsDb,
+/// Where SOCI artifacts are kept: the soci content store or containerd's.
+pub(crate) trait ArtifactStore: BlobSource {
+    /// Store a blob (verified against `d`), with containerd GC `labels`
+    /// (ignored by the soci store).
+    fn put(
+        &self,
+        d: &Digest,
+        media_type: &str,
+        bytes: &[u8],
+        labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()>;
+    /// Delete a blob after its record was removed (a no-op for the soci
+    /// store, as upstream).
+    fn forget(&self, d: &Digest) -> anyhow::Result<()>;
 }
 
-/// Open (creating if needed) the store and database under `--root`. Only the
-/// `soci` content store is supported by these commands.
+impl ArtifactStore for SociStore {
+    fn put(
+        &self,
+        d: &Digest,
+        _media_type: &str,
+        bytes: &[u8],
+        _labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        Ok(self.put_verified(d, bytes)?)
+    }
+    fn forget(&self, _d: &Digest) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// A connection to containerd usable from blocking code.
+#[derive(Clone)]
+pub(crate) struct Ctrd {
+    pub client: Containerd,
+    pub rt: Arc<tokio::runtime::Runtime>,
+}
+
+/// containerd reads are done in pieces of this size.
+const CTRD_READ_CHUNK: u64 = 4 << 20;
+
+impl Ctrd {
+    /// Connect to `--address` in `--namespace`.
+    pub fn connect(global: &GlobalArgs) -> anyhow::Result<Ctrd> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let client = rt.block_on(Containerd::connect(&global.address, &global.namespace))?;
+        Ok(Ctrd {
+            client,
+            rt: Arc::new(rt),
+        })
+    }
+
+    /// The same connection with every call inside `lease`.
+    pub fn leased(&self, lease: &soci_containerd::Lease) -> anyhow::Result<Ctrd> {
+        Ok(Ctrd {
+            client: self.client.with_lease(lease)?,
+            rt: self.rt.clone(),
+        })
+    }
+
+    /// The descriptor an image record points at.
+    pub fn image_target(&self, name: &str) -> anyhow::Result<Descriptor> {
+        let img = self.rt.block_on(self.client.get_image(name))?;
+        let Some(t) = img.and_then(|i| i.target) else {
+            bail!(
+                "image {name} is not in containerd (namespace {}); pull it first (e.g. `ctr -n {} images pull {name}`) or give docker://{name}",
+                self.client.namespace(),
+                self.client.namespace()
+            );
+        };
+        Ok(Descriptor::new(t.media_type, t.digest, t.size))
+    }
+
+    /// Add `labels` to the image record `name`, keeping its other labels.
+    pub fn label_image(&self, name: &str, labels: &BTreeMap<String, String>) -> anyhow::Result<()> {
+        let Some(img) = self.rt.block_on(self.client.get_image(name))? else {
+            bail!("image {name} vanished from containerd");
+        };
+        let target = img.target.clone().context("image without target")?;
+        let mut all: BTreeMap<String, String> = img.labels.into_iter().collect();
+        all.extend(labels.clone());
+        let t = Descriptor::new(target.media_type, target.digest, target.size);
+        self.rt.block_on(self.client.put_image(name, &t, &all))?;
+        Ok(())
+    }
+}
+
+struct CtrdReader<'a> {
+    ctrd: &'a Ctrd,
+    digest: String,
+    offset: u64,
+    size: u64,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for CtrdReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.buf.len() {
+            if self.offset >= self.size {
+                return Ok(0);
+            }
+            let n = CTRD_READ_CHUNK.min(self.size - self.offset);
+            self.buf = self
+                .ctrd
+                .rt
+                .block_on(self.ctrd.client.read_content(&self.digest, self.offset, n))
+                .map_err(std::io::Error::other)?;
+            if self.buf.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("containerd ended blob {} at {}", self.digest, self.offset),
+                ));
+            }
+            self.offset += self.buf.len() as u64;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl BlobSource for Ctrd {
+    fn describe(&self) -> String {
+        format!(
+            "containerd content store ({}, namespace {})",
+            self.client.address(),
+            self.client.namespace()
+        )
+    }
+    fn blob_size(&self, digest: &Digest) -> Option<u64> {
+        let info = self
+            .rt
+            .block_on(self.client.content_info(&digest.to_string()))
+            .ok()??;
+        u64::try_from(info.size).ok()
+    }
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, ContentError> {
+        let size = self
+            .blob_size(digest)
+            .ok_or_else(|| ContentError::NotFound {
+                digest: digest.clone(),
+                store: self.describe(),
+            })?;
+        Ok(Box::new(CtrdReader {
+            ctrd: self,
+            digest: digest.to_string(),
+            offset: 0,
+            size,
+            buf: Vec::new(),
+            pos: 0,
+        }))
+    }
+}
+
+impl ArtifactStore for Ctrd {
+    fn put(
+        &self,
+        d: &Digest,
+        media_type: &str,
+        bytes: &[u8],
+        labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let desc = Descriptor::new(media_type, d, bytes.len() as i64);
+        self.rt
+            .block_on(self.client.write_content_bytes(&desc, labels, bytes))?;
+        Ok(())
+    }
+    fn forget(&self, d: &Digest) -> anyhow::Result<()> {
+        self.rt
+            .block_on(self.client.delete_content(&d.to_string()))?;
+        Ok(())
+    }
+}
+
+/// The artifact store and database under `--root`.
+pub(crate) struct Local {
+    pub store: Box<dyn ArtifactStore>,
+    pub db: ArtifactsDb,
+    /// The containerd connection when `--content-store containerd`.
+    pub ctrd: Option<Ctrd>,
+}
+
+/// Open (creating if needed) the artifact store selected by `--content-store`
+/// and the artifacts database under `--root`.
 pub(crate) fn open_local(global: &GlobalArgs) -> anyhow::Result<Local> {
+    create_root(&global.root)?;
+    let db = ArtifactsDb::open(&soci_artifacts::artifacts_db_path(&global.root))?;
+    match global.content_store {
+        ContentStoreKind::Soci => {
+            let store = SociStore::open(&soci_artifacts::content_store_path(&global.root))
+                .with_context(|| {
+                    format!(
+                        "cannot open the soci content store under {}",
+                        global.root.display()
+                    )
+                })?;
+            Ok(Local {
+                store: Box::new(store),
+                db,
+                ctrd: None,
+            })
+        }
+        ContentStoreKind::Containerd => {
+            let ctrd = Ctrd::connect(global)?;
+            Ok(Local {
+                store: Box::new(ctrd.clone()),
+                db,
+                ctrd: Some(ctrd),
+            })
+        }
+    }
+}
+
+/// The soci content store itself (for `rebuild-db`, which scans its files).
+pub(crate) fn open_soci_store(global: &GlobalArgs) -> anyhow::Result<(SociStore, ArtifactsDb)> {
     if global.content_store != ContentStoreKind::Soci {
         bail!(
-            "this command works on the soci content store only (an OCI layout under {}/content); \
-             add --content-store soci",
+            "rebuild-db works on the soci content store (an OCI layout under {}/content); add --content-store soci",
             global.root.display()
         );
     }
     create_root(&global.root)?;
-    let store =
-        SociStore::open(&soci_artifacts::content_store_path(&global.root)).with_context(|| {
-            format!(
-                "cannot open the soci content store under {}",
-                global.root.display()
-            )
-        })?;
+    let store = SociStore::open(&soci_artifacts::content_store_path(&global.root))?;
     let db = ArtifactsDb::open(&soci_artifacts::artifacts_db_path(&global.root))?;
-    Ok(Local { store, db })
+    Ok((store, db))
 }
 
 fn create_root(root: &Path) -> anyhow::Result<()> {
@@ -56,19 +267,60 @@ fn create_root(root: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the root directory {}", root.display()))
 }
 
-/// Parse an image argument (`oci:`, `oci-archive:`, `docker://` or a plain reference).
-pub(crate) fn parse_location(image: &str) -> anyhow::Result<ImageLocation> {
-    image.parse::<ImageLocation>().with_context(|| {
-        format!(
-            "cannot use image {image:?}: give oci:DIR[:TAG], oci-archive:FILE[:TAG], \
-             docker://REGISTRY/REPO[:TAG|@DIGEST] or REGISTRY/REPO[:TAG]"
-        )
-    })
+/// An image argument: a transport location, or (a plain reference) an image
+/// in containerd's image store, as upstream reads it.
+pub(crate) enum ImageArg {
+    /// `oci:`, `oci-archive:` or `docker://`.
+    Location(ImageLocation),
+    /// A plain reference: the containerd image of that name.
+    Containerd(String),
 }
 
-/// Run `f` on the image at `loc`: its blobs and its root descriptor (an image
-/// manifest or an image index).
+/// Parse an image argument (`oci:`, `oci-archive:`, `docker://` or a plain
+/// reference naming a containerd image).
+pub(crate) fn parse_image(image: &str) -> anyhow::Result<ImageArg> {
+    let loc = image.parse::<ImageLocation>().with_context(|| {
+        format!(
+            "cannot use image {image:?}: give oci:DIR[:TAG], oci-archive:FILE[:TAG], \
+             docker://REGISTRY/REPO[:TAG|@DIGEST] or the name of an image in containerd"
+        )
+    })?;
+    match loc {
+        ImageLocation::Registry(r) if !image.starts_with("docker://") => {
+            Ok(ImageArg::Containerd(image_name(&r)))
+        }
+        other => Ok(ImageArg::Location(other)),
+    }
+}
+
+/// Run `f` on the image: its blobs and its root descriptor (an image manifest
+/// or an image index). Containerd images are read through `ctrd` (or a new
+/// connection when it is `None`).
 pub(crate) fn with_image<T>(
+    global: &GlobalArgs,
+    ctrd: Option<&Ctrd>,
+    image: &ImageArg,
+    f: impl FnOnce(&dyn BlobSource, &Descriptor) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match image {
+        ImageArg::Location(loc) => with_location(loc, f),
+        ImageArg::Containerd(name) => {
+            let own;
+            let ctrd = match ctrd {
+                Some(c) => c,
+                None => {
+                    own = Ctrd::connect(global)?;
+                    &own
+                }
+            };
+            let root = ctrd.image_target(name)?;
+            f(ctrd, &root)
+        }
+    }
+}
+
+/// Run `f` on the image at a transport location.
+pub(crate) fn with_location<T>(
     loc: &ImageLocation,
     f: impl FnOnce(&dyn BlobSource, &Descriptor) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
@@ -149,8 +401,8 @@ pub(crate) fn image_manifests(
 
 /// `soci rebuild-db`.
 pub(crate) fn rebuild_db(global: &GlobalArgs) -> anyhow::Result<()> {
-    let local = open_local(global)?;
-    let report = soci_artifacts::rebuild(&local.store, &local.db)?;
+    let (store, db) = open_soci_store(global)?;
+    let report = soci_artifacts::rebuild(&store, &db)?;
     eprintln!(
         "artifacts database rebuilt: {} entr{} removed, {} added",
         report.removed.len(),

@@ -3,7 +3,6 @@
 use anyhow::{Context, bail};
 use serde::Serialize;
 use soci_artifacts::ArtifactType;
-use soci_content::BlobSource;
 use soci_format::json::{self, PrefetchArtifact};
 
 use super::local::{ago, open_local, parse_digest, rfc3339, tabwrite};

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use soci_artifacts::ArtifactEntry;
-use soci_content::BlobSource;
 use soci_content::registry::{
     ImageLocation, ImageReference, RegistryClient, RegistryOptions, Repository, referrer_descriptor,
 };
