@@ -228,7 +228,10 @@ pub(crate) fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
         e.image_digest = root_digest.clone();
         e.platform = idx.platform.format();
         e.index_artifact_type = json::SOCI_INDEX_ARTIFACT_TYPE_V1.to_string();
-        e.image_ref = args.image.clone();
+        e.image_ref = match &image {
+            ImageArg::Containerd(name) => name.clone(),
+            ImageArg::Location(_) => args.image.clone(),
+        };
         local.db.put(&e)?;
         for m in &idx.prefetch_missing {
             eprintln!(
