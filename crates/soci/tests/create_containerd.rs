@@ -110,6 +110,25 @@ fn create_on_a_containerd_image_into_either_store() {
         .trim()
         .to_string();
     assert!(index.starts_with("sha256:"), "{index}");
+    let table = ok(&ctrd, &root, "containerd", &["index", "ls"]);
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains(&format!("    {image}    ")),
+        "{table}"
+    );
+    assert_eq!(
+        ok(
+            &ctrd,
+            &root,
+            "containerd",
+            &["index", "ls", "-q", "--ref", &image]
+        )
+        .trim(),
+        index
+    );
     let info = json(ok(&ctrd, &root, "containerd", &["index", "info", &index]).as_bytes());
     assert_eq!(info["subject"]["digest"], manifest.as_str());
     let ztoc = info["layers"][0]["digest"].as_str().unwrap().to_string();

@@ -227,12 +227,56 @@ fn create_list_info_prefetch_rebuild_remove() {
         again.contains(&format!("layer {lower} -> ztoc {ztoc} (already exists)")),
         "{again}"
     );
-    let forced = ok(&root, &["create", "-f", "--min-layer-size", "20000", &src]);
+    let paths = tmp.path().join("prefetch.json");
+    std::fs::write(
+        &paths,
+        br#"["/usr/lib/file-3-7.bin", "usr/lib/file-3-5.bin", "/not/there"]"#,
+    )
+    .unwrap();
+    let o = run(
+        &root,
+        &[
+            "create",
+            "-f",
+            "--min-layer-size",
+            "20000",
+            "--prefetch-files-json",
+            paths.to_str().unwrap(),
+            &src,
+        ],
+    );
+    assert!(o.status.success());
+    let forced = String::from_utf8_lossy(&o.stdout);
     assert!(
         forced.contains(&format!("layer {lower} -> ztoc {ztoc}\n")),
         "{forced}"
     );
-    assert_eq!(lines(&ok(&root, &["index", "list", "-q"])).len(), 2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("prefetch file /not/there not found"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let both = ok(&root, &["index", "list", "-q"]);
+    assert_eq!(lines(&both).len(), 2);
+    // The same files (in another order, from JSON) and the same zTOC give
+    // byte-identical artifacts: the first index again, next to the one
+    // without prefetch artifacts.
+    assert!(lines(&both).contains(&index.as_str()), "{both}");
+    let other = lines(&both).into_iter().find(|d| *d != index).unwrap();
+    let other = json(ok(&root, &["index", "info", other]).as_bytes());
+    assert_eq!(other["layers"].as_array().unwrap().len(), 1);
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, b"{\"not\": \"a list\"}").unwrap();
+    fails(
+        &root,
+        &[
+            "create",
+            "--prefetch-files-json",
+            bad.to_str().unwrap(),
+            &src,
+        ],
+        "expected a JSON array of paths",
+    );
 
     // rebuild-db after losing the database finds the indexes again.
     std::fs::remove_file(root.join("artifacts.db")).unwrap();
