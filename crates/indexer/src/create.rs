@@ -232,6 +232,105 @@ fn build_prefetch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::NoEvents;
+    use soci_format::Digest;
+    use soci_format::testutil::random_tar;
+
+    /// An uncompressed tar layer: span `i` holds uncompressed bytes
+    /// `[i * span, (i + 1) * span)`, so the expected spans follow from the
+    /// tar offsets alone.
+    #[test]
+    fn v1_index_with_prefetch_spans_of_the_files() {
+        // The first generated archive with two plainly named regular files.
+        let plain = |f: &&soci_format::ztoc::FileMetadata| {
+            f.entry_type == "reg"
+                && f.uncompressed_size > 0
+                && !f.name.is_empty()
+                && !f.name.starts_with(['.', '/'])
+                && !f.name.contains("..")
+                && !f.name.contains("//")
+                && !f.name.ends_with('/')
+        };
+        let fixture = (0..200)
+            .map(random_tar)
+            .find(|t| t.entries.iter().filter(plain).count() >= 2)
+            .expect("a generated archive with two regular files");
+        let store = MemStore::new();
+        let layer_digest = store.put(fixture.bytes.clone());
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let config_digest = store.put(config.to_vec());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"{}","digest":"{layer_digest}","size":{}}}]}}"#,
+            json::MEDIA_TYPE_OCI_MANIFEST,
+            json::MEDIA_TYPE_OCI_CONFIG,
+            config.len(),
+            json::MEDIA_TYPE_OCI_LAYER_TAR,
+            fixture.bytes.len()
+        );
+        let root = Descriptor::for_bytes(json::MEDIA_TYPE_OCI_MANIFEST, manifest.as_bytes());
+        store.put(manifest.into_bytes());
+
+        let files: Vec<&soci_format::ztoc::FileMetadata> =
+            fixture.entries.iter().filter(plain).collect();
+        assert!(files.len() >= 2, "the fixture has regular files");
+        let first = |name: &str| fixture.entries.iter().find(|f| f.name == name).unwrap();
+        let (a, b) = (first(&files[0].name), first(&files[1].name));
+        let span = 2048u64;
+        let expected = |f: &soci_format::ztoc::FileMetadata| PrefetchSpan {
+            start_span: (f.uncompressed_offset / span) as i32,
+            end_span: ((f.uncompressed_offset + f.uncompressed_size) / span) as i32,
+            priority: 0,
+        };
+        let cfg = BuildConfig {
+            span_size: span,
+            min_layer_size: 0,
+            jobs: 1,
+            ..BuildConfig::default()
+        };
+        let options = CreateOptions {
+            prefetch_paths: vec![format!("/{}", b.name), a.name.clone(), "not/there".into()],
+        };
+        let out = create(
+            &store,
+            &root,
+            &cfg,
+            &PlatformSelection::Only(vec![Platform::parse("linux/amd64").unwrap()]),
+            &options,
+            None,
+            &NoEvents,
+        )
+        .unwrap();
+        assert_eq!(out.indexes.len(), 1);
+        let idx = &out.indexes[0];
+        assert_eq!(idx.manifest.digest, root.digest);
+        assert_eq!(idx.prefetch_missing, vec!["not/there".to_string()]);
+        assert_eq!(idx.prefetch.len(), 1);
+        let p: Digest = idx.prefetch[0].digest.parse().unwrap();
+        let artifact = PrefetchArtifact::unmarshal(&out.blobs.get(&p).unwrap()).unwrap();
+        assert_eq!(
+            artifact.prefetch_spans,
+            json::normalize_prefetch_spans(vec![expected(a), expected(b)])
+        );
+        // The index: v1, subject = the manifest, zTOC then prefetch artifact.
+        let d: Digest = idx.descriptor.digest.parse().unwrap();
+        let bytes = out.blobs.get(&d).unwrap();
+        let index = SociIndex::from_manifest_bytes(&bytes).unwrap();
+        assert_eq!(index.version, IndexVersion::V1);
+        assert_eq!(index.subject.as_ref().unwrap().digest, root.digest);
+        assert_eq!(index.blobs.len(), 2);
+        assert_eq!(index.blobs[0].media_type, json::SOCI_LAYER_MEDIA_TYPE);
+        assert_eq!(index.blobs[1].media_type, json::SOCI_PREFETCH_MEDIA_TYPE);
+        assert_eq!(
+            idx.descriptor.artifact_type,
+            json::SOCI_INDEX_ARTIFACT_TYPE_V1
+        );
+        assert!(
+            out.blobs
+                .get(&Digest::of(json::EMPTY_CONFIG_BYTES))
+                .is_some()
+        );
+    }
 
     #[test]
     fn prefetch_paths_are_cleaned_like_go() {
