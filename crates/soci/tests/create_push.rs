@@ -249,3 +249,20 @@ fn push_and_create_reject_bad_references() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("sometimes"));
 }
+
+#[test]
+fn push_gives_up_at_the_timeout_when_the_registry_does_not_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    // Connections are accepted by the kernel but never answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let o = run(
+        &root,
+        &["--timeout", "2s", "push", &format!("{addr}/app:v1")],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("did not finish within --timeout 2s"), "{err}");
+    drop(silent);
+}

@@ -12,7 +12,7 @@ use soci_content::registry::{
 use soci_format::Digest;
 use soci_format::json::{self, Descriptor, Index, Platform, SociIndex};
 
-use super::image::credentials;
+use super::image::{credentials, parse_timeout};
 use super::local::{Local, open_local};
 use crate::cli::{ExistingIndex, GlobalArgs, PushArgs};
 use crate::progress::{Progress, human_bytes};
@@ -140,18 +140,23 @@ pub(crate) fn run(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<()> {
         0 => 3,
         n => usize::try_from(n).unwrap_or(3),
     };
+    let timeout = global.timeout.as_deref().map(parse_timeout).transpose()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let dl = Deadline {
+        rt,
+        at: timeout.map(|d| (tokio::time::Instant::now() + d, d)),
+    };
     let repo = reference.repository().clone();
-    let (root, root_bytes) = rt
-        .block_on(async {
+    let (root, root_bytes) = dl
+        .run(async {
             let root = client.resolve(&reference).await?;
             let m = client.get_manifest(&repo, &root.digest).await?;
             Ok::<_, soci_content::ContentError>((root, m.bytes))
-        })
+        })?
         .with_context(|| format!("cannot read image {reference}"))?;
     let manifests = select_manifests(&root, &root_bytes, &args)?;
     let to_push = plan(&local, manifests)?;
@@ -163,12 +168,12 @@ pub(crate) fn run(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<()> {
             if !args.quiet {
                 println!("checking if a soci index already exists in remote repository...");
             }
-            let existing = rt
-                .block_on(client.referrers(
+            let existing = dl
+                .run(client.referrers(
                     &repo,
                     &manifest_digest,
                     Some(json::SOCI_INDEX_ARTIFACT_TYPE_V1),
-                ))
+                ))?
                 .with_context(|| "failed to fetch list of referrers")?;
             if !existing.manifests.is_empty() {
                 let found = if existing.manifests.len() > 1 {
@@ -199,7 +204,7 @@ pub(crate) fn run(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<()> {
             println!("pushing soci index with digest: {}", p.index.digest);
         }
         push_graph(
-            &rt,
+            &dl,
             &client,
             &repo,
             &local,
@@ -248,7 +253,7 @@ fn read_artifact(local: &Local, d: &Descriptor, what: &'static str) -> anyhow::R
 
 #[allow(clippy::too_many_arguments)]
 fn push_graph(
-    rt: &tokio::runtime::Runtime,
+    dl: &Deadline,
     client: &RegistryClient,
     repo: &Repository,
     local: &Local,
@@ -285,7 +290,7 @@ fn push_graph(
         };
         blobs.push((c.parsed_digest()?, read_artifact(local, c, what)?));
     }
-    rt.block_on(async {
+    dl.run(async {
         let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(blobs)
             .map(|(d, bytes)| async move {
                 if client.blob_exists(repo, &d).await?.is_some() {
@@ -370,6 +375,29 @@ fn push_graph(
                 .await?;
         }
         Ok::<_, anyhow::Error>(())
-    })?;
+    })??;
     Ok(())
+}
+
+/// The async runtime and the `--timeout` deadline of the whole push.
+struct Deadline {
+    rt: tokio::runtime::Runtime,
+    at: Option<(tokio::time::Instant, std::time::Duration)>,
+}
+
+impl Deadline {
+    /// Run `fut` to completion, or fail once the deadline has passed.
+    fn run<F: std::future::Future>(&self, fut: F) -> anyhow::Result<F::Output> {
+        match self.at {
+            None => Ok(self.rt.block_on(fut)),
+            Some((at, limit)) => self
+                .rt
+                .block_on(async move { tokio::time::timeout_at(at, fut).await })
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "the push did not finish within --timeout {limit:?}; blobs already uploaded stay in the registry (raise --timeout and push again)"
+                    )
+                }),
+        }
+    }
 }
