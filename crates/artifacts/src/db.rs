@@ -67,6 +67,10 @@ pub struct ArtifactEntry {
     /// For v2 indexes: digest of the image index that binds it (set by convert).
     #[serde(default)]
     pub image_index_digest: String,
+    /// For indexes built by `soci create`: the image reference it was built
+    /// from, as given (shown as `IMAGE REF` by `soci index list`).
+    #[serde(default)]
+    pub image_ref: String,
 }
 
 /// Errors of the artifacts database.
@@ -229,6 +233,7 @@ mod tests {
             span_size: 4194304,
             created_at: 1,
             image_index_digest: String::new(),
+            image_ref: String::new(),
         }
     }
 

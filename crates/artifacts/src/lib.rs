@@ -13,9 +13,11 @@
 #![deny(missing_docs)]
 
 mod db;
+mod rebuild;
 mod store;
 
 pub use db::{ArtifactEntry, ArtifactType, ArtifactsDb, DbError};
+pub use rebuild::{RebuildError, RebuildReport, rebuild, unix_now};
 pub use store::{SociStore, StoreError};
 
 /// Path of the artifacts database under a root directory.

@@ -80,6 +80,14 @@ pub enum CtrdError {
         /// The time allowed.
         limit: std::time::Duration,
     },
+    /// containerd answered a content read with something other than the blob.
+    #[error("content {digest}: {reason}")]
+    Content {
+        /// The blob's digest.
+        digest: String,
+        /// What was wrong with the answer.
+        reason: String,
+    },
     /// A layer could not be unpacked.
     #[error("image {image}: layer {index} ({digest}): {reason}")]
     Layer {

@@ -21,6 +21,7 @@ mod content;
 mod error;
 pub mod image;
 pub mod labels;
+mod read;
 pub mod rpull;
 mod snapshots;
 mod source;

@@ -213,6 +213,7 @@ impl Discovery<'_> {
                 span_size,
                 created_at: now(),
                 image_index_digest: String::new(),
+                image_ref: String::new(),
             });
             ztocs.insert(
                 layer.clone(),
@@ -238,6 +239,7 @@ impl Discovery<'_> {
             span_size: 0,
             created_at: now(),
             image_index_digest: String::new(),
+            image_ref: String::new(),
         });
         Ok(ImageArtifacts {
             index_digest,

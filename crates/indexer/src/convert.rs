@@ -169,7 +169,7 @@ fn layer_list(layers: &[&Descriptor]) -> String {
     parts.join(", ")
 }
 
-fn empty_hint(layers: &[Descriptor], cfg: &BuildConfig) -> Option<String> {
+pub(crate) fn empty_hint(layers: &[Descriptor], cfg: &BuildConfig) -> Option<String> {
     let layers: Vec<&Descriptor> = layers
         .iter()
         .filter(|l| l.media_type != json::SOCI_PREFETCH_MEDIA_TYPE)
@@ -240,7 +240,10 @@ fn read_json_blob(
     Ok(source.read_blob(&digest_of(d)?, MAX_JSON_BLOB, kind)?)
 }
 
-fn read_manifest(source: &dyn BlobSource, d: &Descriptor) -> Result<Manifest, IndexerError> {
+pub(crate) fn read_manifest(
+    source: &dyn BlobSource,
+    d: &Descriptor,
+) -> Result<Manifest, IndexerError> {
     let bytes = read_json_blob(source, d, "image manifest")?;
     Manifest::from_json(&bytes).map_err(|e| IndexerError::BadJson {
         what: "image manifest",
@@ -296,7 +299,7 @@ fn config_platform(
 }
 
 /// All platforms of an image, like containerd's `images.Platforms`.
-fn image_platforms(
+pub(crate) fn image_platforms(
     source: &dyn BlobSource,
     root: &Descriptor,
 ) -> Result<Vec<Platform>, IndexerError> {
@@ -352,7 +355,7 @@ fn new_oci_index(source: &dyn BlobSource, root: &Descriptor) -> Result<Index, In
 }
 
 /// The image manifest of `root` for platform `p` (upstream's GetImageManifestDescriptor).
-fn find_manifest(
+pub(crate) fn find_manifest(
     source: &dyn BlobSource,
     root: &Descriptor,
     p: &Platform,

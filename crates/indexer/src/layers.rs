@@ -87,6 +87,14 @@ pub trait Events: Sync {
     fn event(&self, event: &Event<'_>);
 }
 
+/// zTOCs built earlier (the artifacts database of `soci create`): a layer
+/// whose zTOC with the same span size is known is not read again.
+pub trait ExistingZtocs: Sync {
+    /// The bytes of the zTOC of `layer` built with `span_size`, if there is one
+    /// and its blob is still stored.
+    fn existing(&self, layer: &str, span_size: u64) -> Option<Vec<u8>>;
+}
+
 /// Ignores all events.
 pub struct NoEvents;
 impl Events for NoEvents {
@@ -107,6 +115,7 @@ pub(crate) struct LayerBuilder<'a> {
     pub out: &'a MemStore,
     pub cfg: &'a BuildConfig,
     pub events: &'a dyn Events,
+    pub existing: Option<&'a dyn ExistingZtocs>,
     cache: Mutex<HashMap<String, LayerOutcome>>,
 }
 
@@ -122,6 +131,7 @@ impl<'a> LayerBuilder<'a> {
             out,
             cfg,
             events,
+            existing: None,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -233,6 +243,9 @@ impl<'a> LayerBuilder<'a> {
             .digest
             .parse()
             .map_err(|e| IndexerError::InvalidImage(format!("layer: {e}")))?;
+        if let Some(outcome) = self.reuse(layer) {
+            return Ok(outcome);
+        }
         self.events.event(&Event::LayerStarted {
             layer: &layer.digest,
             size,
@@ -277,6 +290,28 @@ impl<'a> LayerBuilder<'a> {
             .expect("poisoned")
             .insert(layer.digest.clone(), outcome.clone());
         Ok(outcome)
+    }
+}
+
+impl LayerBuilder<'_> {
+    /// A zTOC of this layer built by an earlier run, when it still parses.
+    fn reuse(&self, layer: &Descriptor) -> Option<LayerOutcome> {
+        let bytes = self.existing?.existing(&layer.digest, self.cfg.span_size)?;
+        let toc = Ztoc::from_bytes(&bytes).ok()?;
+        let size = bytes.len() as i64;
+        let ztoc_digest = self.out.put(bytes);
+        let desc = ztoc_descriptor(layer, &ztoc_digest, size, self.cfg, &toc);
+        self.events.event(&Event::ZtocBuilt {
+            layer: &layer.digest,
+            ztoc: &ztoc_digest,
+            reused: true,
+        });
+        let outcome = LayerOutcome::Ztoc(Box::new(desc));
+        self.cache
+            .lock()
+            .expect("poisoned")
+            .insert(layer.digest.clone(), outcome.clone());
+        Some(outcome)
     }
 }
 

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod convert;
+mod create;
 mod error;
 mod layers;
 mod output;
@@ -17,8 +18,9 @@ pub mod remote;
 pub mod standalone;
 
 pub use convert::{ConvertOutcome, PlatformSelection, convert};
+pub use create::{CreateOptions, CreateOutcome, CreatedIndex, clean_prefetch_path, create};
 pub use error::IndexerError;
-pub use layers::{BuildConfig, Event, Events, LayerOutcome, NoEvents};
+pub use layers::{BuildConfig, Event, Events, ExistingZtocs, LayerOutcome, NoEvents};
 pub use output::{write_layout, write_layout_named};
 
 pub use soci_content::BlobSource;

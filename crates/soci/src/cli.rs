@@ -71,6 +71,18 @@ pub enum Command {
     /// Inspect zTOCs in the local soci store.
     #[command(subcommand)]
     Ztoc(ZtocCommand),
+    /// Create SOCI index manifests v1 for an image (one per platform).
+    Create(CreateArgs),
+    /// Push the SOCI index manifest v1 of an image and its artifacts to the image's registry.
+    Push(PushArgs),
+    /// Manage SOCI indexes in the local store.
+    #[command(subcommand)]
+    Index(IndexCommand),
+    /// Inspect prefetch artifacts in the local store.
+    #[command(subcommand)]
+    Prefetch(PrefetchCommand),
+    /// Rebuild the artifacts database from the local content store.
+    RebuildDb,
 }
 
 /// `soci ztoc` subcommands.
@@ -143,6 +155,142 @@ pub struct RegistryArgs {
     /// Default: the docker config ($DOCKER_CONFIG or ~/.docker/config.json).
     #[arg(short = 'u', long, value_name = "USER[:PASSWORD]")]
     pub user: Option<String>,
+}
+
+/// `soci create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Index-building flags.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// A file to prefetch when a container starts (repeatable).
+    #[arg(long = "prefetch-file", value_name = "PATH")]
+    pub prefetch_files: Vec<String>,
+    /// A JSON file holding an array of paths to prefetch.
+    #[arg(long, value_name = "FILE")]
+    pub prefetch_files_json: Option<PathBuf>,
+    /// The image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+    /// `docker://REGISTRY/REPO[:TAG|@DIGEST]`, or `REGISTRY/REPO[:TAG]`.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+/// `--existing-index` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExistingIndex {
+    /// Warn and push anyway.
+    Warn,
+    /// Do not push when the registry has an index for the image.
+    Skip,
+    /// Push without checking.
+    Allow,
+}
+
+/// `soci push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Accept any TLS certificate from the registry.
+    #[arg(short = 'k', long)]
+    pub skip_verify: bool,
+    /// Use plain HTTP to reach the registry (loopback registries always are).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Registry credentials; without the password it is read from stdin.
+    #[arg(short = 'u', long, value_name = "USER[:PASSWORD]")]
+    pub user: Option<String>,
+    /// Platform whose index is pushed (os/arch[/variant]); repeatable. Default: the host's.
+    #[arg(short = 'p', long = "platform", conflicts_with = "all_platforms")]
+    pub platforms: Vec<String>,
+    /// Push the indexes of every platform of the image.
+    #[arg(long)]
+    pub all_platforms: bool,
+    /// What to do when the registry already has a SOCI index for the image.
+    #[arg(long, value_enum, default_value_t = ExistingIndex::Warn)]
+    pub existing_index: ExistingIndex,
+    /// Blobs uploaded at the same time.
+    #[arg(long, default_value_t = 3)]
+    pub max_concurrent_uploads: u64,
+    /// Print only the digest of each index pushed.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// The image in its registry: `REGISTRY/REPO:TAG` or `docker://REGISTRY/REPO[:TAG|@DIGEST]`.
+    #[arg(value_name = "REF")]
+    pub reference: String,
+}
+
+/// `soci index` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// List SOCI indexes.
+    #[command(visible_alias = "ls")]
+    List(IndexListArgs),
+    /// Print a SOCI index manifest.
+    Info(DigestArg),
+    /// Remove SOCI indexes from the artifacts database.
+    #[command(visible_alias = "rm")]
+    Remove(IndexRemoveArgs),
+}
+
+/// `soci index list`.
+#[derive(Debug, Args)]
+pub struct IndexListArgs {
+    /// Only indexes of this image (same forms as `soci create`).
+    #[arg(long = "ref", value_name = "IMAGE")]
+    pub reference: Option<String>,
+    /// Print only the index digests.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Only indexes of this platform (os/arch[/variant]); repeatable.
+    #[arg(short = 'p', long = "platform")]
+    pub platforms: Vec<String>,
+}
+
+/// `soci index remove`.
+#[derive(Debug, Args)]
+pub struct IndexRemoveArgs {
+    /// Remove the indexes of this image (same forms as `soci create`).
+    #[arg(long = "ref", value_name = "IMAGE", conflicts_with = "digests")]
+    pub reference: Option<String>,
+    /// Index digests.
+    #[arg(value_name = "DIGEST")]
+    pub digests: Vec<String>,
+}
+
+/// A single digest argument.
+#[derive(Debug, Args)]
+pub struct DigestArg {
+    /// The digest (`sha256:<64 hex>`).
+    #[arg(value_name = "DIGEST")]
+    pub digest: String,
+}
+
+/// `soci prefetch` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PrefetchCommand {
+    /// List prefetch artifacts.
+    #[command(visible_alias = "ls")]
+    List(JsonFlag),
+    /// Show a prefetch artifact.
+    Info(PrefetchInfoArgs),
+}
+
+/// `--json`.
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Output JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `soci prefetch info`.
+#[derive(Debug, Args)]
+pub struct PrefetchInfoArgs {
+    /// Also print the artifact as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The prefetch artifact digest.
+    #[arg(value_name = "DIGEST")]
+    pub digest: String,
 }
 
 /// `soci image` subcommands.

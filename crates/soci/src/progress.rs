@@ -60,6 +60,14 @@ impl Progress {
         }
     }
 
+    /// Run `f` (which prints) with the bars hidden.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.multi {
+            Some(m) => m.suspend(f),
+            None => f(),
+        }
+    }
+
     /// Clear the bars and print the final summary line on stderr (stdout keeps
     /// upstream's output only).
     pub fn finish_summary(&self, summary: impl Display) {

@@ -451,6 +451,7 @@ pub(crate) fn record(
                 span_size,
                 created_at,
                 image_index_digest: String::new(),
+                image_ref: String::new(),
             })?;
             n += 1;
         }
@@ -481,6 +482,7 @@ pub(crate) fn record(
             span_size: 0,
             created_at,
             image_index_digest: outcome.index_descriptor.digest.clone(),
+            image_ref: String::new(),
         })?;
         n += 1;
     }

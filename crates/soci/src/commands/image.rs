@@ -65,7 +65,7 @@ fn human(n: u64) -> String {
 }
 
 /// `--timeout`: `500ms`, `30s`, `5m`, `1h`, or plain seconds.
-fn parse_timeout(s: &str) -> anyhow::Result<Duration> {
+pub(crate) fn parse_timeout(s: &str) -> anyhow::Result<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
