@@ -310,7 +310,7 @@ fn create_explains_why_nothing_was_indexed() {
     fails(
         &root,
         &["create", &src],
-        "every layer is smaller than --min-layer-size 10485760",
+        "2 layer(s) smaller than --min-layer-size 10485760",
     );
     fails(
         &root,
