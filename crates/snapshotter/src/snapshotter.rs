@@ -254,8 +254,15 @@ impl<R: RemoteLayers> Snapshotter<R> {
             .filter(|t| !t.is_empty())
             .cloned();
         if let Some(target) = &target {
-            let (ns, t) = (ns.to_string(), target.clone());
-            let existing = self.blocking(move |i| i.meta.resolve(Some(&ns), &t)).await;
+            // Without a namespace header (containerd 1.6) containerd looks the
+            // target up by its bare name, across namespaces: a layer committed
+            // for one namespace is the layer of every namespace, as upstream
+            // keeps one backend snapshot per target.
+            let scope = namespace.map(|_| ns.to_string());
+            let t = target.clone();
+            let existing = self
+                .blocking(move |i| i.meta.resolve(scope.as_deref(), &t))
+                .await;
             if existing.is_ok_and(|e| e.record.kind == Kind::Committed) {
                 return Err(SnapshotError::TargetExists {
                     target: target.clone(),

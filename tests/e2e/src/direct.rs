@@ -215,3 +215,72 @@ pub fn read_all(mnt: &Path, files: &BTreeMap<String, Vec<u8>>, phase: &str) -> R
     }
     tally
 }
+
+/// Pushes a second image that shares every layer with the one
+/// [`push_converted`] built in `dir`: the same layers under a new config
+/// (another command), so a new manifest and a new SOCI index.
+pub fn push_sharing_layers(
+    dir: &Path,
+    reg: &Registry,
+    first: &PushedImage,
+    name: &str,
+    span_size: u64,
+) -> PushedImage {
+    let layout = dir.join("img2");
+    let _ = std::fs::remove_dir_all(&layout);
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(dir.join("img"))
+        .arg(&layout));
+    run(Command::new(tool("umoci"))
+        .args(["config", "--image"])
+        .arg(format!("{}:latest", layout.display()))
+        .args(["--config.cmd", "/bin/ls", "--config.cmd", "/app"]));
+    let tarball = dir.join("img2.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg("."));
+    let converted = dir.join("img2-soci.tar");
+    run(Command::new(bin("soci"))
+        .args(["convert", "--standalone", "--min-layer-size", "0"])
+        .arg("--span-size")
+        .arg(span_size.to_string())
+        .arg(&tarball)
+        .arg(&converted));
+    run(Command::new(tool("skopeo"))
+        .args(["copy", "--quiet", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci-archive:{}", converted.display()))
+        .arg(format!("docker://{}/{name}", reg.addr)));
+    let (repo, tag) = name.split_once(':').expect("name:tag");
+    let index = get_json(&format!("http://{}/v2/{repo}/manifests/{tag}", reg.addr));
+    let manifest_digest = index["manifests"]
+        .as_array()
+        .expect("an image index")
+        .iter()
+        .find(|d| d["annotations"]["com.amazon.soci.index-digest"].is_string())
+        .expect("annotated image manifest")["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(manifest_digest, first.manifest_digest);
+    PushedImage {
+        name: name.to_string(),
+        manifest_digest,
+        layers: first.layers.clone(),
+        files: first.files.clone(),
+    }
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS` of /proc/<pid>/status).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS for {pid}"))
+}
