@@ -52,8 +52,8 @@ pub fn load_config(path: &Path, is_default: bool) -> Result<FileConfig, DaemonEr
     Ok(loaded.config)
 }
 
-/// Registry client settings from `[http]`: `dial_timeout_msec` bounds
-/// connecting and `response_header_timeout_msec` bounds every wait for bytes
+/// Registry client settings from `[http]`: `DialTimeoutMsec` bounds
+/// connecting and `ResponseHeaderTimeoutMsec` bounds every wait for bytes
 /// (headers or body), so that a stalled registry fails a span fetch (which is
 /// then retried) instead of hanging a read.
 fn registry_options(file: &FileConfig) -> RegistryOptions {
