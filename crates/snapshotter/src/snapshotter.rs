@@ -273,7 +273,9 @@ impl<R: RemoteLayers> Snapshotter<R> {
             .create(ns, key, Kind::Active, parent, labels.clone())
             .await?;
         if let Some(target) = target {
-            self.try_remote(&entry, &ancestors, parent, &target).await?;
+            let shared = namespace.is_none();
+            self.try_remote(&entry, &ancestors, parent, &target, shared)
+                .await?;
             info!(key, parent, "defer-snapshot-runtime");
         }
         self.mounts_of(&entry, &ancestors).await
@@ -286,6 +288,7 @@ impl<R: RemoteLayers> Snapshotter<R> {
         ancestors: &[Entry],
         parent: Option<&str>,
         target: &str,
+        shared: bool,
     ) -> Result<()> {
         let fs = self.inner.fs(entry.record.id);
         let request = RemotePrepare {
@@ -331,6 +334,20 @@ impl<R: RemoteLayers> Snapshotter<R> {
                 } else {
                     disk_usage(&fs)?
                 };
+                // Shared targets (no namespace header): a concurrent prepare in
+                // another namespace may have committed the layer meanwhile.
+                let _guard = inner.dirs.lock().unwrap_or_else(|e| e.into_inner());
+                if shared {
+                    match inner.meta.resolve(None, &name) {
+                        Ok(e) if e.record.kind == Kind::Committed => {
+                            return Err(SnapshotError::AlreadyExists { key: name });
+                        }
+                        Err(SnapshotError::FailedPrecondition { .. }) => {
+                            return Err(SnapshotError::AlreadyExists { key: name });
+                        }
+                        _ => {}
+                    }
+                }
                 inner.meta.commit(&ns, &key, &name, labels, usage)
             })
             .await;

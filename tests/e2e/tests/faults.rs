@@ -56,6 +56,12 @@ fn setup() -> Setup {
 /// through `proxy`.
 async fn mounted(s: &Setup, name: &str, proxy: &FaultProxy) -> (Daemon, PathBuf) {
     let daemon = Daemon::start(&s.dir.join(name), CONFIG);
+    let log = daemon.proc.log_text();
+    assert!(
+        !log.contains("unknown configuration key"),
+        "the test's config.toml has a key the daemon ignores:\n{}",
+        tail(&log, 20)
+    );
     let layer = s.image.big_layer();
     if let Err(e) = prepare_remote(
         &daemon.socket,
