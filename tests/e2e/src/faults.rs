@@ -36,6 +36,9 @@ pub enum Fault {
     Slow(Duration),
     /// Send the headers and half the body, then nothing for this long, then close.
     Stall(Duration),
+    /// Append this many bytes to the body of a 200 answer (a blob longer than
+    /// its descriptor says).
+    Append(usize),
 }
 
 struct Active {
@@ -455,6 +458,11 @@ fn serve(st: &State, client: TcpStream) {
             let _ = w.write_all(&resp.body);
             return;
         };
+        if let Fault::Append(n) = fault
+            && resp.status == 200
+        {
+            resp.body.extend((0..n).map(|i| (i % 251) as u8));
+        }
         if write_head(&mut w, &resp, head).is_err() {
             return;
         }

@@ -219,3 +219,43 @@ async fn expired_bearer_tokens_are_renewed_while_a_layer_is_read() {
     alive(&mut daemon, "bearer");
     assert!(Path::new(&mnt).exists());
 }
+
+/// A registry that sends a zTOC longer than the SOCI index says: the daemon
+/// stops reading at the first extra byte, mounts nothing, and leaves the
+/// layer to containerd; with an honest registry the same layer mounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_ztoc_is_refused_before_mounting() {
+    let s = setup();
+    let proxy = FaultProxy::start(&s.reg.addr);
+    proxy.set(Fault::Append(1 << 20));
+    let daemon = Daemon::start(&s.dir.join("oversized"), CONFIG);
+    let layer = s.image.big_layer();
+    let e = prepare_remote(
+        &daemon.socket,
+        "e2e-faults",
+        "oversized-extract",
+        &proxy.addr,
+        &s.image,
+        &layer,
+    )
+    .await
+    .expect_err("the layer must not be mounted");
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e}");
+    assert!(proxy.faulted() > 0);
+    assert!(fuse_mounts(&daemon.root).is_empty());
+    let log = daemon.proc.log_text();
+    assert!(
+        log.contains("bytes the SOCI index says"),
+        "the refusal is not logged:\n{}",
+        tail(&log, 20)
+    );
+    drop(daemon);
+
+    proxy.clear();
+    let (_daemon, mnt) = mounted(&s, "honest", &proxy).await;
+    let files = s.image.files.clone();
+    let t = tokio::task::spawn_blocking(move || read_all(&mnt, &files, "honest"))
+        .await
+        .unwrap();
+    assert_eq!(t.exact, s.image.files.len());
+}
