@@ -5,7 +5,7 @@
 # Corpora are committed under fuzz/corpus/<target>; crashes land in fuzz/artifacts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGETS=(ztoc_decode checkpoints span_extract index_json tar_walk)
+TARGETS=(ztoc_decode checkpoints span_extract index_json tar_walk config_toml)
 if ! rustup toolchain list | grep -q nightly; then
   echo "fuzz: no nightly toolchain on this machine; skipping fuzzing (cargo-fuzz needs nightly)" >&2
   exit 0

@@ -139,7 +139,8 @@ impl Config {
     /// The effective configuration as TOML (`soci-snapshotter-grpc config dump`),
     /// with upstream's key names and order. For any `Config` returned by
     /// [`Config::load`], [`Config::from_toml_str`] or [`Config::default`],
-    /// loading the text gives back an equal `Config`, without warnings. (A
+    /// loading the text gives back an equal `Config`; its only warnings are
+    /// for the unsupported `decompress_streams` entries it keeps. (A
     /// `Config` changed by hand may hold values that loading rewrites, such as
     /// a `0` that means "default", or that loading rejects.)
     pub fn dump_toml(&self) -> String {

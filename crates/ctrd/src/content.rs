@@ -122,8 +122,31 @@ impl Containerd {
         S: Stream<Item = Result<Bytes>> + Unpin,
     {
         let reference = ref_key(desc);
-        match self.write_session(&reference, desc, labels, data).await {
+        let mut data = data;
+        // Another writer of the same blob (a concurrent pull) holds the ref:
+        // wait for it as containerd's own client does, with a growing pause,
+        // then find the blob written or take the ref over. Bounded in count
+        // and time; the other writer's ingest is never aborted.
+        let deadline = std::time::Instant::now() + LOCKED_WAIT;
+        let mut pause = std::time::Duration::from_millis(16);
+        let result = loop {
+            match self
+                .write_session(&reference, desc, labels, &mut data)
+                .await
+            {
+                Err(Failure::Locked(s)) => {
+                    if std::time::Instant::now() + pause > deadline {
+                        return Err(self.rpc_error("write content", &desc.digest, &s));
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+                other => break other,
+            }
+        };
+        match result {
             Ok(()) => Ok(WriteOutcome::Written),
+            Err(Failure::Locked(s)) => Err(self.rpc_error("write content", &desc.digest, &s)),
             Err(Failure::Exists) => {
                 self.update_content_labels(&desc.digest, labels).await?;
                 Ok(WriteOutcome::Existed)
@@ -147,7 +170,7 @@ impl Containerd {
         reference: &str,
         desc: &Descriptor,
         labels: &BTreeMap<String, String>,
-        mut data: S,
+        data: &mut S,
     ) -> Result<(), Failure>
     where
         S: Stream<Item = Result<Bytes>> + Unpin,
@@ -171,11 +194,19 @@ impl Containerd {
             .content()
             .write(self.request(ReceiverStream::new(rx)))
             .await
-            .map_err(Failure::from_status)?
+            .map_err(Failure::from_status)
+            .map_err(Failure::locked)?
             .into_inner();
-        answer(&mut responses).await?;
-
+        answer(&mut responses).await.map_err(Failure::locked)?;
+        // containerd takes the ref's lock at the first write: an empty write
+        // at offset 0 takes it (and truncates what an interrupted earlier
+        // ingest of this ref left) before any data is consumed, so that a
+        // locked ref can be waited for and the write started over.
         let mut offset: i64 = 0;
+        write(&tx, &mut responses, &base, &mut offset, Vec::new())
+            .await
+            .map_err(Failure::locked)?;
+
         let mut pending: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
         while let Some(chunk) = data.next().await {
             pending.extend_from_slice(&chunk.map_err(Failure::Source)?);
@@ -185,9 +216,7 @@ impl Containerd {
                 write(&tx, &mut responses, &base, &mut offset, full).await?;
             }
         }
-        // The first write goes out even when empty: at offset 0 it also
-        // truncates what an earlier ingest of this ref left behind.
-        if !pending.is_empty() || offset == 0 {
+        if !pending.is_empty() {
             write(&tx, &mut responses, &base, &mut offset, pending).await?;
         }
         send(
@@ -234,9 +263,28 @@ enum Failure {
     Source(CtrdError),
     /// containerd refused.
     Rpc(tonic::Status),
+    /// Another writer holds the ingest ref; nothing was sent yet.
+    Locked(tonic::Status),
 }
 
+/// How long a write waits for another writer of the same blob.
+const LOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 impl Failure {
+    /// containerd answers `Unavailable` ("ref ... locked") while another
+    /// writer holds the ref.
+    fn locked(self) -> Failure {
+        match self {
+            Failure::Rpc(s)
+                if matches!(s.code(), Code::Unavailable | Code::Unknown)
+                    && s.message().contains("locked") =>
+            {
+                Failure::Locked(s)
+            }
+            f => f,
+        }
+    }
+
     fn from_status(s: tonic::Status) -> Failure {
         if s.code() == Code::AlreadyExists {
             Failure::Exists

@@ -52,6 +52,23 @@ pub fn load_config(path: &Path, is_default: bool) -> Result<FileConfig, DaemonEr
     Ok(loaded.config)
 }
 
+/// Registry client settings from `[http]`: `DialTimeoutMsec` bounds
+/// connecting and `ResponseHeaderTimeoutMsec` bounds every wait for bytes
+/// (headers or body), so that a stalled registry fails a span fetch (which is
+/// then retried) instead of hanging a read.
+fn registry_options(file: &FileConfig) -> RegistryOptions {
+    let d = RegistryOptions::default();
+    RegistryOptions {
+        connect_timeout: file.http.dial_timeout_msec.duration().or(d.connect_timeout),
+        read_timeout: file
+            .http
+            .response_header_timeout_msec
+            .duration()
+            .or(d.read_timeout),
+        ..d
+    }
+}
+
 /// Run the daemon until SIGINT (unmount everything) or SIGTERM (leave mounts).
 pub async fn run(args: DaemonArgs) -> Result<Shutdown, DaemonError> {
     let file = load_config(&args.config, args.config_is_default)?;
@@ -66,8 +83,8 @@ pub async fn run(args: DaemonArgs) -> Result<Shutdown, DaemonError> {
     };
     let fs = SociFs::new(FsOptions {
         root: args.root.clone(),
+        registry: registry_options(&file),
         config: file,
-        registry: RegistryOptions::default(),
         fuse_threads: 4,
     })
     .map_err(DaemonError::Remote)?;

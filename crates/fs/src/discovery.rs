@@ -9,10 +9,7 @@ use soci_content::registry::{RegistryClient, Repository};
 use soci_format::Digest;
 use soci_format::json::{self, IndexVersion, Manifest, SociIndex};
 
-/// zTOCs and prefetch artifacts are bounded: refuse absurd descriptors before fetching.
-const MAX_ZTOC_SIZE: i64 = 1 << 30;
-/// SOCI index manifests are small.
-const MAX_INDEX_SIZE: u64 = 16 << 20;
+use crate::checks::{self, MAX_INDEX_SIZE};
 
 /// Why an image gets no lazy loading (it is then pulled by containerd).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,6 +36,8 @@ pub struct ImageArtifacts {
     pub found_by: &'static str,
     /// zTOCs by layer digest.
     pub ztocs: HashMap<String, ZtocRef>,
+    /// Layer sizes by layer digest, from the image manifest.
+    pub layer_sizes: HashMap<String, u64>,
 }
 
 /// Where to look for an index, in upstream's order.
@@ -61,37 +60,40 @@ fn now() -> i64 {
 }
 
 impl Discovery<'_> {
-    async fn find_index(&self) -> Result<(Digest, &'static str), NoIndex> {
-        if let Some(d) = &self.explicit {
-            return Ok((d.clone(), "label"));
-        }
-        if self.v2 {
-            let m = self
-                .client
-                .get_manifest(self.repo, &self.manifest.to_string())
-                .await
-                .map_err(|e| {
-                    NoIndex(format!(
-                        "cannot fetch image manifest {}: {e}",
-                        self.manifest
-                    ))
-                })?;
-            let manifest = Manifest::from_json(&m.bytes).map_err(|e| {
+    async fn image_manifest(&self) -> Result<Manifest, NoIndex> {
+        let m = self
+            .client
+            .get_manifest(self.repo, &self.manifest.to_string())
+            .await
+            .map_err(|e| {
                 NoIndex(format!(
-                    "cannot parse image manifest {}: {e}",
+                    "cannot fetch image manifest {}: {e}",
                     self.manifest
                 ))
             })?;
-            if let Some(d) = manifest.annotations.get(json::ANNOTATION_SOCI_INDEX_DIGEST) {
-                let d: Digest = d.parse().map_err(|e| {
-                    NoIndex(format!(
-                        "image manifest {} has an invalid {} annotation: {e}",
-                        self.manifest,
-                        json::ANNOTATION_SOCI_INDEX_DIGEST
-                    ))
-                })?;
-                return Ok((d, "v2 annotation"));
-            }
+        Manifest::from_json(&m.bytes).map_err(|e| {
+            NoIndex(format!(
+                "cannot parse image manifest {}: {e}",
+                self.manifest
+            ))
+        })
+    }
+
+    async fn find_index(&self, manifest: &Manifest) -> Result<(Digest, &'static str), NoIndex> {
+        if let Some(d) = &self.explicit {
+            return Ok((d.clone(), "label"));
+        }
+        if self.v2
+            && let Some(d) = manifest.annotations.get(json::ANNOTATION_SOCI_INDEX_DIGEST)
+        {
+            let d: Digest = d.parse().map_err(|e| {
+                NoIndex(format!(
+                    "image manifest {} has an invalid {} annotation: {e}",
+                    self.manifest,
+                    json::ANNOTATION_SOCI_INDEX_DIGEST
+                ))
+            })?;
+            return Ok((d, "v2 annotation"));
         }
         if self.v1 {
             let r = self
@@ -133,7 +135,8 @@ impl Discovery<'_> {
 
     /// Find the index and make sure it and its zTOCs are in the local store.
     pub async fn run(&self) -> Result<ImageArtifacts, NoIndex> {
-        let (index_digest, found_by) = self.find_index().await?;
+        let image = self.image_manifest().await?;
+        let (index_digest, found_by) = self.find_index(&image).await?;
         let bytes = if self.store.has_blob(&index_digest) {
             self.store
                 .read_blob(&index_digest, MAX_INDEX_SIZE, "SOCI index")
@@ -153,8 +156,8 @@ impl Discovery<'_> {
                 .map_err(|e| NoIndex(format!("unable to store SOCI index {index_digest}: {e}")))?;
             m.bytes
         };
-        let index = SociIndex::from_manifest_bytes(&bytes)
-            .map_err(|e| NoIndex(format!("SOCI index {index_digest} is invalid: {e}")))?;
+        let index: SociIndex = checks::check_index(&index_digest, &bytes, self.manifest, &image)
+            .map_err(|e| NoIndex(e.0))?;
         let mut ztocs = HashMap::new();
         for blob in &index.blobs {
             if blob.media_type != json::SOCI_LAYER_MEDIA_TYPE {
@@ -168,29 +171,8 @@ impl Discovery<'_> {
                     "SOCI index {index_digest} names an invalid zTOC: {e}"
                 ))
             })?;
-            if blob.size <= 0 || blob.size > MAX_ZTOC_SIZE {
-                return Err(NoIndex(format!(
-                    "SOCI index {index_digest} gives zTOC {digest} an impossible size {}",
-                    blob.size
-                )));
-            }
             if !self.store.has_blob(&digest) {
-                let b = self
-                    .client
-                    .get_blob(self.repo, &digest)
-                    .await
-                    .map_err(|e| {
-                        NoIndex(format!(
-                            "unable to fetch SOCI artifacts: zTOC {digest}: {e}"
-                        ))
-                    })?;
-                if b.len() as i64 != blob.size {
-                    return Err(NoIndex(format!(
-                        "zTOC {digest} is {} bytes, but the SOCI index says {}",
-                        b.len(),
-                        blob.size
-                    )));
-                }
+                let b = self.get_bounded(&digest, blob.size as u64).await?;
                 self.store
                     .put_verified(&digest, &b)
                     .map_err(|e| NoIndex(format!("unable to store zTOC {digest}: {e}")))?;
@@ -246,6 +228,40 @@ impl Discovery<'_> {
             version: index.version,
             found_by,
             ztocs,
+            layer_sizes: checks::layer_sizes(&image),
         })
+    }
+
+    /// Fetches a blob the index says is `size` bytes, reading no more than
+    /// that: a registry that sends more is refused at the first extra byte.
+    async fn get_bounded(&self, digest: &Digest, size: u64) -> Result<Vec<u8>, NoIndex> {
+        use futures_util::StreamExt as _;
+        let fail = |e: String| {
+            NoIndex(format!(
+                "unable to fetch SOCI artifacts: zTOC {digest}: {e}"
+            ))
+        };
+        let mut stream = self
+            .client
+            .get_blob_stream(self.repo, digest)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let mut out = Vec::with_capacity(size.min(64 << 20) as usize);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| fail(e.to_string()))?;
+            if out.len() as u64 + chunk.len() as u64 > size {
+                return Err(NoIndex(format!(
+                    "zTOC {digest} is more than the {size} bytes the SOCI index says"
+                )));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        if out.len() as u64 != size {
+            return Err(NoIndex(format!(
+                "zTOC {digest} is {} bytes, but the SOCI index says {size}",
+                out.len()
+            )));
+        }
+        Ok(out)
     }
 }

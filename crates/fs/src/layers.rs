@@ -11,18 +11,16 @@ use soci_content::registry::{
     BlockingRuntime, ImageReference, RegistryClient, RegistryOptions, RegistryRangeReader,
 };
 use soci_format::Digest;
-use soci_format::ztoc::Ztoc;
-use soci_layerfs::{InodeTree, LayerFs, MountHandle, MountOptions, TreeOptions};
+use soci_layerfs::{LayerFs, MountHandle, MountOptions};
 use soci_snapshotter::{RemoteError, RemoteLayers, RemoteOutcome, RemotePrepare, RemoteSnapshot};
 use soci_spans::{
     BackgroundFetcher, DiskSpanCache, SpanManager, SpanManagerConfig, SpanSource as _,
 };
 use tracing::{info, warn};
 
+use crate::checks::{self, LayerInput, OpenedLayer};
 use crate::discovery::{Discovery, ImageArtifacts};
 use crate::labels;
-
-const MAX_ZTOC_READ: u64 = 1 << 30;
 
 /// Settings of [`SociFs`].
 #[derive(Debug, Clone)]
@@ -236,43 +234,38 @@ impl SociFs {
         };
         let this = self.clone();
         let mountpoint = mountpoint.to_path_buf();
-        let size_label = get(labels::LAYER_SIZE).and_then(|s| s.parse::<u64>().ok());
+        // The image manifest's size wins over a label: the label comes from the caller.
+        let layer_size = artifacts
+            .layer_sizes
+            .get(&layer.to_string())
+            .copied()
+            .or_else(|| get(labels::LAYER_SIZE).and_then(|s| s.parse::<u64>().ok()));
         let index_digest = artifacts.index_digest.clone();
         tokio::task::spawn_blocking(move || -> Result<(), RemoteError> {
             let inner = &this.inner;
             let bytes = inner
                 .store
-                .read_blob(&ztoc_ref.digest, MAX_ZTOC_READ, "zTOC")?;
-            let ztoc = Arc::new(
-                Ztoc::from_bytes(&bytes)
-                    .map_err(|e| err(format!("zTOC {} of layer {layer}: {e}", ztoc_ref.digest)))?,
-            );
+                .read_blob(&ztoc_ref.digest, checks::MAX_ZTOC_SIZE, "zTOC")?;
             let reader = RegistryRangeReader::new(
                 inner.span_client.clone(),
                 image_ref.repository().clone(),
                 inner.blocking.clone(),
             );
-            if let Some(size) = size_label {
+            if let Some(size) = layer_size {
                 reader.set_size(layer.clone(), size);
             }
-            let spans = Arc::new(
-                SpanManager::new(
-                    ztoc.clone(),
-                    layer.clone(),
-                    Arc::new(reader),
-                    inner.cache.clone(),
-                    this.span_config(),
-                )
-                .map_err(|e| err(format!("layer {layer}: {e}")))?,
-            );
-            let tree = InodeTree::from_ztoc(
-                &ztoc,
-                &TreeOptions {
+            let OpenedLayer { spans, tree, .. } = checks::open_layer(
+                &LayerInput {
+                    ztoc: &bytes,
+                    layer: &layer,
+                    layer_size,
                     disable_xattrs: ztoc_ref.disable_xattrs,
-                    ..TreeOptions::default()
                 },
+                Arc::new(reader),
+                inner.cache.clone(),
+                this.span_config(),
             )
-            .map_err(|e| err(format!("layer {layer}: {e}")))?;
+            .map_err(|e| err(format!("zTOC {}: {e}", ztoc_ref.digest)))?;
             let state_spans = spans.clone();
             let state: soci_layerfs::StateFn = Arc::new(move || {
                 let s = state_spans.state();

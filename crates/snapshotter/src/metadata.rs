@@ -156,6 +156,37 @@ impl MetaStore {
         }
     }
 
+    /// A parent snapshot: in `ns`, else the one committed snapshot of that
+    /// name in any namespace. containerd 1.6 shares a committed remote layer
+    /// between namespaces by its bare name (it finds it with a label filter
+    /// and uses it as a parent elsewhere), as upstream keeps one backend
+    /// snapshot per layer.
+    fn load_parent<T>(&self, table: &T, ns: &str, key: &str) -> Result<Option<(String, Record)>>
+    where
+        T: ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    {
+        if let Some(r) = self.load(table, ns, key)? {
+            return Ok(Some((ns.to_string(), r)));
+        }
+        let mut found = None;
+        for item in table.iter().map_err(self.err())? {
+            let (k, v) = item.map_err(self.err())?;
+            let (other, name) = k.value();
+            if name != key {
+                continue;
+            }
+            let record = self.decode(other, name, v.value())?;
+            if record.kind != Kind::Committed {
+                continue;
+            }
+            if found.is_some() {
+                return Ok(None);
+            }
+            found = Some((other.to_string(), record));
+        }
+        Ok(found)
+    }
+
     fn must_load<T>(&self, table: &T, ns: &str, key: &str) -> Result<Record>
     where
         T: ReadableTable<(&'static str, &'static str), &'static [u8]>,
@@ -173,14 +204,16 @@ impl MetaStore {
     {
         let mut out: Vec<Entry> = Vec::new();
         let mut next = parent.map(str::to_string);
+        let mut ns = ns.to_string();
         while let Some(name) = next {
-            let record = self
-                .load(table, ns, &name)?
-                .ok_or_else(|| SnapshotError::Corrupt {
-                    path: self.path.clone(),
-                    key: format!("{ns}/{name}"),
-                    reason: "parent of a stored snapshot is missing".into(),
-                })?;
+            let (found_ns, record) =
+                self.load_parent(table, &ns, &name)?
+                    .ok_or_else(|| SnapshotError::Corrupt {
+                        path: self.path.clone(),
+                        key: format!("{ns}/{name}"),
+                        reason: "parent of a stored snapshot is missing".into(),
+                    })?;
+            ns = found_ns;
             if out.len() > 100_000 {
                 return Err(SnapshotError::Corrupt {
                     path: self.path.clone(),
@@ -190,7 +223,7 @@ impl MetaStore {
             }
             next = record.parent.clone();
             out.push(Entry {
-                namespace: ns.to_string(),
+                namespace: ns.clone(),
                 key: name,
                 record,
             });
@@ -273,8 +306,17 @@ impl MetaStore {
                     key: key.to_string(),
                 });
             }
+            let mut parent_ns = ns.to_string();
             if let Some(p) = parent {
-                let rec = self.must_load(&snaps, ns, p)?;
+                let rec = match self.load_parent(&snaps, ns, p)? {
+                    Some((found, rec)) => {
+                        parent_ns = found;
+                        rec
+                    }
+                    None => {
+                        return Err(SnapshotError::NotFound { key: p.to_string() });
+                    }
+                };
                 if rec.kind != Kind::Committed {
                     return Err(SnapshotError::InvalidArgument(format!(
                         "parent {p:?} of {key:?} is not a committed snapshot"
@@ -304,8 +346,11 @@ impl MetaStore {
                 .insert((ns, key), Self::encode(&record).as_slice())
                 .map_err(self.err())?;
             if let Some(p) = parent {
+                // Under the parent's namespace, so that removing the parent sees it.
                 let mut children = txn.open_table(CHILDREN).map_err(self.err())?;
-                children.insert((ns, p, key), ()).map_err(self.err())?;
+                children
+                    .insert((parent_ns.as_str(), p, key), ())
+                    .map_err(self.err())?;
             }
             Created { record, ancestors }
         };
@@ -359,9 +404,16 @@ impl MetaStore {
                 .insert((ns, name), Self::encode(&record).as_slice())
                 .map_err(self.err())?;
             if let Some(p) = active.parent.as_deref() {
+                let pns = self
+                    .load_parent(&snaps, ns, p)?
+                    .map_or_else(|| ns.to_string(), |(n, _)| n);
                 let mut children = txn.open_table(CHILDREN).map_err(self.err())?;
-                children.remove((ns, p, key)).map_err(self.err())?;
-                children.insert((ns, p, name), ()).map_err(self.err())?;
+                children
+                    .remove((pns.as_str(), p, key))
+                    .map_err(self.err())?;
+                children
+                    .insert((pns.as_str(), p, name), ())
+                    .map_err(self.err())?;
             }
             record
         };
@@ -395,7 +447,12 @@ impl MetaStore {
             }
             snaps.remove((ns, key)).map_err(self.err())?;
             if let Some(p) = record.parent.as_deref() {
-                children.remove((ns, p, key)).map_err(self.err())?;
+                let pns = self
+                    .load_parent(&snaps, ns, p)?
+                    .map_or_else(|| ns.to_string(), |(n, _)| n);
+                children
+                    .remove((pns.as_str(), p, key))
+                    .map_err(self.err())?;
             }
             record
         };
@@ -540,6 +597,36 @@ mod tests {
             s.create("one", "p", Kind::Active, Some("k"), Labels::new(), ok),
             Err(SnapshotError::NotFound { .. })
         ));
+        // A committed snapshot of another namespace is a parent (a remote
+        // layer shared by its bare name), with its own chain.
+        s.create("two", "base-a", Kind::Active, None, Labels::new(), ok)
+            .unwrap();
+        s.commit("two", "base-a", "base", Labels::new(), Usage::default())
+            .unwrap();
+        s.create(
+            "two",
+            "layer-a",
+            Kind::Active,
+            Some("base"),
+            Labels::new(),
+            ok,
+        )
+        .unwrap();
+        s.commit("two", "layer-a", "layer", Labels::new(), Usage::default())
+            .unwrap();
+        let c = s
+            .create("one", "p", Kind::Active, Some("layer"), Labels::new(), ok)
+            .unwrap();
+        let names: Vec<_> = c.ancestors.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(names, ["layer", "base"]);
+        let (_, chain) = s.with_ancestors(Some("one"), "p").unwrap();
+        assert_eq!(chain.len(), 2);
+        assert!(matches!(
+            s.remove("two", "layer"),
+            Err(SnapshotError::FailedPrecondition { .. })
+        ));
+        s.remove("one", "p").unwrap();
+        s.remove("two", "layer").unwrap();
     }
 
     #[test]

@@ -254,8 +254,15 @@ impl<R: RemoteLayers> Snapshotter<R> {
             .filter(|t| !t.is_empty())
             .cloned();
         if let Some(target) = &target {
-            let (ns, t) = (ns.to_string(), target.clone());
-            let existing = self.blocking(move |i| i.meta.resolve(Some(&ns), &t)).await;
+            // Without a namespace header (containerd 1.6) containerd looks the
+            // target up by its bare name, across namespaces: a layer committed
+            // for one namespace is the layer of every namespace, as upstream
+            // keeps one backend snapshot per target.
+            let scope = namespace.map(|_| ns.to_string());
+            let t = target.clone();
+            let existing = self
+                .blocking(move |i| i.meta.resolve(scope.as_deref(), &t))
+                .await;
             if existing.is_ok_and(|e| e.record.kind == Kind::Committed) {
                 return Err(SnapshotError::TargetExists {
                     target: target.clone(),
@@ -266,7 +273,9 @@ impl<R: RemoteLayers> Snapshotter<R> {
             .create(ns, key, Kind::Active, parent, labels.clone())
             .await?;
         if let Some(target) = target {
-            self.try_remote(&entry, &ancestors, parent, &target).await?;
+            let shared = namespace.is_none();
+            self.try_remote(&entry, &ancestors, parent, &target, shared)
+                .await?;
             info!(key, parent, "defer-snapshot-runtime");
         }
         self.mounts_of(&entry, &ancestors).await
@@ -279,6 +288,7 @@ impl<R: RemoteLayers> Snapshotter<R> {
         ancestors: &[Entry],
         parent: Option<&str>,
         target: &str,
+        shared: bool,
     ) -> Result<()> {
         let fs = self.inner.fs(entry.record.id);
         let request = RemotePrepare {
@@ -324,6 +334,20 @@ impl<R: RemoteLayers> Snapshotter<R> {
                 } else {
                     disk_usage(&fs)?
                 };
+                // Shared targets (no namespace header): a concurrent prepare in
+                // another namespace may have committed the layer meanwhile.
+                let _guard = inner.dirs.lock().unwrap_or_else(|e| e.into_inner());
+                if shared {
+                    match inner.meta.resolve(None, &name) {
+                        Ok(e) if e.record.kind == Kind::Committed => {
+                            return Err(SnapshotError::AlreadyExists { key: name });
+                        }
+                        Err(SnapshotError::FailedPrecondition { .. }) => {
+                            return Err(SnapshotError::AlreadyExists { key: name });
+                        }
+                        _ => {}
+                    }
+                }
                 inner.meta.commit(&ns, &key, &name, labels, usage)
             })
             .await;

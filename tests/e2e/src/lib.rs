@@ -6,6 +6,9 @@
 //! `runc`, `docker-registry`, `skopeo`, `umoci` and `busybox-static`
 //! (`scripts/deps.sh` installs them). A missing part is a test failure, not a skip.
 
+pub mod direct;
+pub mod faults;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
