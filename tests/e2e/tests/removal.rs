@@ -1,6 +1,6 @@
 //! Removing an image frees its lazily loaded layers: containerd's garbage
 //! collector removes the snapshots, the daemon unmounts the FUSE layers and
-//! deletes their span caches. A SIGTERM restart keeps the caches.
+//! deletes their span caches. Restarts (SIGTERM or SIGINT) keep the caches.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,8 +69,24 @@ fn fuse_mounts(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Wait until a restarted daemon has mounted `n` layers again and answers.
+fn wait_restored(daemon: &Daemon, ctd: &Containerd, n: usize) {
+    wait_for("layers restored", Duration::from_secs(30), || {
+        let restored = daemon
+            .proc
+            .log_text()
+            .matches("restored remote snapshot")
+            .count();
+        restored == n
+            && ctd
+                .ctr_raw(&["snapshots", "--snapshotter", "soci", "ls"])
+                .status
+                .success()
+    });
+}
+
 #[test]
-fn image_removal_deletes_span_caches_and_a_restart_keeps_them() {
+fn image_removal_deletes_span_caches_and_restarts_keep_them() {
     let tmp = tempfile::Builder::new()
         .prefix("soci-e2e-")
         .tempdir_in("/tmp")
@@ -105,18 +121,13 @@ fn image_removal_deletes_span_caches_and_a_restart_keeps_them() {
     // SIGTERM: mounts are restored on start, caches stay.
     let before = (cache_files(&cache_a), cache_files(&cache_b));
     daemon.restart("TERM");
-    wait_for("layers restored", Duration::from_secs(30), || {
-        daemon
-            .proc
-            .log_text()
-            .matches("restored remote snapshot")
-            .count()
-            == 2
-            && ctd
-                .ctr_raw(&["snapshots", "--snapshotter", "soci", "ls"])
-                .status
-                .success()
-    });
+    wait_restored(&daemon, &ctd, 2);
+    assert_eq!(fuse_mounts(&daemon.root).len(), 2);
+    assert_eq!((cache_files(&cache_a), cache_files(&cache_b)), before);
+
+    // SIGINT unmounts everything but is no removal: caches stay too.
+    daemon.restart("INT");
+    wait_restored(&daemon, &ctd, 2);
     assert_eq!(fuse_mounts(&daemon.root).len(), 2);
     assert_eq!((cache_files(&cache_a), cache_files(&cache_b)), before);
 
