@@ -71,6 +71,88 @@ fn manifest_layers(reg: &str, repo: &str, reference: &str) -> (String, Vec<serde
     )
 }
 
+fn write_blob(layout: &Path, bytes: &[u8]) -> Digest {
+    let d = Digest::of(bytes);
+    std::fs::write(layout.join("blobs/sha256").join(d.hex()), bytes).unwrap();
+    d
+}
+
+/// Append a gzip layer replacing `/app/links/sub` with an opaque directory to
+/// the single image of an OCI layout, then rewrite `tarball` from it.
+fn append_opaque_layer(layout: &Path, tarball: &Path) {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, data: &[u8], mode: u32| {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    };
+    add("app/links/sub/", tar::EntryType::Directory, b"", 0o755);
+    add(
+        "app/links/sub/.wh..wh..opq",
+        tar::EntryType::Regular,
+        b"",
+        0o644,
+    );
+    add(
+        "app/links/sub/fresh.txt",
+        tar::EntryType::Regular,
+        b"fresh\n",
+        0o644,
+    );
+    let plain = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &plain).unwrap();
+    let gz = gz.finish().unwrap();
+    let layer = write_blob(layout, &gz);
+    let read = |d: &str| -> serde_json::Value {
+        let p = layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"));
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+    let mut config = read(manifest["config"]["digest"].as_str().unwrap());
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(Digest::of(&plain).to_string().into());
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    manifest["config"]["digest"] = write_blob(layout, &config_bytes).to_string().into();
+    manifest["config"]["size"] = config_bytes.len().into();
+    manifest["layers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": json::MEDIA_TYPE_OCI_LAYER_GZIP,
+            "digest": layer.to_string(),
+            "size": gz.len(),
+        }));
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+    index["manifests"][0]["digest"] = write_blob(layout, &manifest_bytes).to_string().into();
+    index["manifests"][0]["size"] = manifest_bytes.len().into();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(tarball).unwrap();
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(layout)
+        .arg("-cf")
+        .arg(tarball)
+        .arg("."));
+}
+
 #[test]
 fn small_layers_become_local_snapshots_and_a_corrupt_one_is_deferred() {
     let tmp = tmpdir();
@@ -97,13 +179,21 @@ fn small_layers_become_local_snapshots_and_a_corrupt_one_is_deferred() {
         std::fs::write(l.join("dir/new.txt"), b"new content\n").unwrap();
         std::fs::write(root.join("app/top.txt"), b"top layer\n").unwrap();
     });
-    let (tarball, expected) = b.finish("img");
+    let (tarball, mut expected) = b.finish("img");
+    // umoci writes per-file whiteouts only: add a layer with an opaque
+    // directory by hand.
+    append_opaque_layer(&dir.join("img"), &tarball);
+    expected.remove("/app/links/sub/deeper/x.txt");
+    expected.insert(
+        "/app/links/sub/fresh.txt".into(),
+        Digest::of(b"fresh\n").hex().to_string(),
+    );
     let converted = dir.join("img-soci.tar");
     convert(&tarball, &converted);
     let reg = Registry::start(&dir.join("registry"));
     push(&converted, &format!("{}/app:soci", reg.addr));
     let (_, layers) = manifest_layers(&reg.addr, "app", "soci");
-    assert_eq!(layers.len(), 5);
+    assert_eq!(layers.len(), 6);
     let digest = |i: usize| layers[i]["digest"].as_str().unwrap().to_string();
     let extra = digest(3);
 
@@ -134,8 +224,8 @@ fn small_layers_become_local_snapshots_and_a_corrupt_one_is_deferred() {
     assert_eq!(proxy.flipped(), 1, "the corrupt layer was fetched");
     assert_eq!(
         rpull_counts(&out),
-        (1, 3, 1),
-        "big layer lazy; busybox, links and top local; the corrupt one pulled by containerd\n{}",
+        (1, 4, 1),
+        "big layer lazy; busybox, links, top and opaque local; the corrupt one pulled by containerd\n{}",
         tail(&log, 80)
     );
     for line in out.lines().filter(|l| l.starts_with("layer ")) {
@@ -184,17 +274,23 @@ fn small_layers_become_local_snapshots_and_a_corrupt_one_is_deferred() {
         "-c",
         "ls -i /app/links/a.txt; ls -i /app/links/hard.txt; readlink /app/links/sym; \
          [ -e /app/links/gone.txt ] || echo gone-is-gone; [ -e /app/links/dir/old.txt ] || echo old-is-gone; \
-         cat /app/links/sym",
+         cat /app/links/sym; ls /app/links/sub",
     ]);
     let text = String::from_utf8_lossy(&check.stdout).to_string();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 6, "{text}");
+    assert_eq!(lines.len(), 7, "{text}");
     let ino_a = lines[0].split_whitespace().next().unwrap();
     let ino_h = lines[1].split_whitespace().next().unwrap();
     assert_eq!(ino_a, ino_h, "hardlink kept: {text}");
     assert_eq!(
         &lines[2..],
-        ["a.txt", "gone-is-gone", "old-is-gone", "linked content"]
+        [
+            "a.txt",
+            "gone-is-gone",
+            "old-is-gone",
+            "linked content",
+            "fresh.txt"
+        ]
     );
 }
 
