@@ -431,6 +431,16 @@ fn set_mtime(p: &Path, secs: u64) -> Result<(), String> {
         .map_err(|e| format!("set mtime of {}: {e}", p.display()))
 }
 
+/// A numeric header field: empty (all NUL or space) reads as 0, as Go's
+/// `archive/tar` (which built most layers) reads it; anything else must parse.
+fn numeric(raw: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
+    if raw.iter().all(|b| *b == 0 || *b == b' ') {
+        Ok(0)
+    } else {
+        parsed
+    }
+}
+
 /// Apply a layer tar onto `root` (an overlay upper directory).
 fn apply_tar(r: &mut impl Read, root: &Path, parents: &[PathBuf]) -> Result<(), String> {
     let mut archive = tar::Archive::new(r);
@@ -476,16 +486,13 @@ fn apply_tar(r: &mut impl Read, root: &Path, parents: &[PathBuf]) -> Result<(), 
         }
         let dst = root.join(&rel);
         let header = entry.header().clone();
-        let mode = header
-            .mode()
-            .map_err(|e| format!("{}: mode: {e}", rel.display()))?
-            & 0o7777;
-        let uid = header
-            .uid()
-            .map_err(|e| format!("{}: uid: {e}", rel.display()))?;
-        let gid = header
-            .gid()
-            .map_err(|e| format!("{}: gid: {e}", rel.display()))?;
+        let old = header.as_old();
+        let field = |raw: &[u8], parsed: io::Result<u64>, what: &str| {
+            numeric(raw, parsed).map_err(|e| format!("{}: {what}: {e}", rel.display()))
+        };
+        let mode = field(&old.mode, header.mode().map(u64::from), "mode")? as u32 & 0o7777;
+        let uid = field(&old.uid, header.uid(), "uid")?;
+        let gid = field(&old.gid, header.gid(), "gid")?;
         let mtime = header.mtime().unwrap_or(0);
         let mut xattrs = Vec::new();
         if let Ok(Some(exts)) = entry.pax_extensions() {
@@ -663,6 +670,35 @@ mod tests {
         assert!(std::os::unix::fs::FileTypeExt::is_fifo(
             &fs::symlink_metadata(root.join("fifo")).unwrap().file_type()
         ));
+    }
+
+    #[test]
+    fn empty_numeric_fields_read_as_zero() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("fs");
+        fs::create_dir_all(&root).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_path("f").unwrap();
+        h.set_size(1);
+        h.set_mode(0o600);
+        h.set_mtime(5);
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, &b"z"[..]).unwrap();
+        let t = b.into_inner().unwrap();
+        apply_tar(&mut &t[..], &root, &[]).unwrap();
+        let m = fs::metadata(root.join("f")).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o600));
+
+        let mut h = tar::Header::new_ustar();
+        h.set_path("g").unwrap();
+        h.set_size(0);
+        h.as_old_mut().uid.copy_from_slice(b"zz\0\0\0\0\0\0");
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, &b""[..]).unwrap();
+        let t = b.into_inner().unwrap();
+        assert!(apply_tar(&mut &t[..], &root, &[]).is_err());
     }
 
     #[test]
