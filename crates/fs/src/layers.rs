@@ -14,13 +14,16 @@ use soci_format::Digest;
 use soci_layerfs::{LayerFs, MountHandle, MountOptions};
 use soci_snapshotter::{RemoteError, RemoteLayers, RemoteOutcome, RemotePrepare, RemoteSnapshot};
 use soci_spans::{
-    BackgroundFetcher, DiskSpanCache, SpanManager, SpanManagerConfig, SpanSource as _,
+    BackgroundFetcher, DiskSpanCache, SpanCache as _, SpanManager, SpanManagerConfig,
+    SpanSource as _,
 };
 use tracing::{info, warn};
 
 use crate::checks::{self, LayerInput, OpenedLayer};
 use crate::discovery::{Discovery, ImageArtifacts};
 use crate::labels;
+use crate::local::{LocalLayers, LocalRequest};
+use crate::modes::{Mode, ModeLog};
 
 /// Settings of [`SociFs`].
 #[derive(Debug, Clone)]
@@ -54,6 +57,31 @@ struct Inner {
     images: tokio::sync::Mutex<HashMap<String, Arc<ImageArtifacts>>>,
     mounts: Mutex<HashMap<PathBuf, Mounted>>,
     background: Option<BackgroundFetcher>,
+    local: LocalLayers,
+    modes: ModeLog,
+}
+
+/// Why a layer is not mounted lazily.
+struct Decline {
+    reason: String,
+    /// The image has a SOCI index (or the layer is below `min_layer_size`):
+    /// the daemon makes a local snapshot instead of deferring.
+    local: bool,
+}
+
+impl Decline {
+    fn defer(reason: String) -> Option<Decline> {
+        Some(Decline {
+            reason,
+            local: false,
+        })
+    }
+    fn local(reason: String) -> Option<Decline> {
+        Some(Decline {
+            reason,
+            local: true,
+        })
+    }
 }
 
 /// Lazily loaded layers for the snapshotter (implements [`RemoteLayers`]).
@@ -84,6 +112,9 @@ impl SociFs {
         let cache = Arc::new(DiskSpanCache::new(
             opts.root.join("soci").join("spancache"),
         )?);
+        let scratch = opts.root.join("soci").join("local-download");
+        let local = LocalLayers::new(scratch.clone())
+            .map_err(|e| err(format!("prepare {}: {e}", scratch.display())))?;
         let bg = &opts.config.background_fetch;
         let background = (!bg.disable).then(|| {
             BackgroundFetcher::new(soci_spans::BackgroundFetchConfig {
@@ -119,6 +150,8 @@ impl SociFs {
                 images: tokio::sync::Mutex::new(HashMap::new()),
                 mounts: Mutex::new(HashMap::new()),
                 background,
+                local,
+                modes: ModeLog::default(),
             }),
         })
     }
@@ -183,14 +216,14 @@ impl SociFs {
         &self,
         labels: &soci_snapshotter::Labels,
         mountpoint: &Path,
-    ) -> Result<Option<String>, RemoteError> {
+    ) -> Result<Option<Decline>, RemoteError> {
         let get = |k: &str| labels.get(k).map(String::as_str).filter(|v| !v.is_empty());
         let (Some(image_ref), Some(manifest), Some(layer)) = (
             get(labels::IMAGE_REF),
             get(labels::MANIFEST_DIGEST),
             get(labels::LAYER_DIGEST),
         ) else {
-            return Ok(Some(format!(
+            return Ok(Decline::defer(format!(
                 "the prepare request lacks the {}, {} or {} label",
                 labels::IMAGE_REF,
                 labels::MANIFEST_DIGEST,
@@ -202,7 +235,7 @@ impl SociFs {
             && let Some(size) = get(labels::LAYER_SIZE).and_then(|s| s.parse::<i64>().ok())
             && size < min
         {
-            return Ok(Some(format!(
+            return Ok(Decline::local(format!(
                 "layer size {size} is below [snapshotter] min_layer_size {min}"
             )));
         }
@@ -224,10 +257,10 @@ impl SociFs {
         };
         let artifacts = match self.artifacts(&image_ref, &manifest, explicit).await {
             Ok(a) => a,
-            Err(reason) => return Ok(Some(reason)),
+            Err(reason) => return Ok(Decline::defer(reason)),
         };
         let Some(ztoc_ref) = artifacts.ztocs.get(&layer.to_string()).cloned() else {
-            return Ok(Some(format!(
+            return Ok(Decline::local(format!(
                 "SOCI index {} has no zTOC for layer {layer} (a small or unsupported layer)",
                 artifacts.index_digest
             )));
@@ -342,31 +375,104 @@ impl soci_layerfs::SpanSource for SpansSource {
     }
 }
 
+impl SociFs {
+    /// Labels stored on a snapshot this daemon provided.
+    fn snapshot_labels(request: &RemotePrepare, lazy: bool) -> soci_snapshotter::Labels {
+        let mut out = soci_snapshotter::Labels::new();
+        if lazy {
+            out.insert(labels::HAS_INDEX.to_string(), "true".to_string());
+        }
+        for k in [
+            labels::IMAGE_REF,
+            labels::MANIFEST_DIGEST,
+            labels::LAYER_DIGEST,
+            labels::INDEX_DIGEST,
+            labels::LAYER_SIZE,
+        ] {
+            if let Some(v) = request.labels.get(k) {
+                out.insert(k.to_string(), v.clone());
+            }
+        }
+        out
+    }
+
+    /// Download and unpack the layer of `request` into its mountpoint.
+    async fn local_snapshot(&self, request: &RemotePrepare) -> Result<(), String> {
+        let get = |k: &str| {
+            request
+                .labels
+                .get(k)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("the prepare request lacks the {k} label"))
+        };
+        let image_ref: ImageReference = get(labels::IMAGE_REF)?
+            .parse()
+            .map_err(|e| format!("invalid image reference: {e}"))?;
+        let manifest: Digest = get(labels::MANIFEST_DIGEST)?
+            .parse()
+            .map_err(|e| format!("invalid manifest digest label: {e}"))?;
+        let layer: Digest = get(labels::LAYER_DIGEST)?
+            .parse()
+            .map_err(|e| format!("invalid layer digest label: {e}"))?;
+        let inner = &self.inner;
+        inner
+            .local
+            .prepare(&LocalRequest {
+                client: &inner.client,
+                store: &inner.store,
+                repo: image_ref.repository(),
+                manifest: &manifest,
+                layer: &layer,
+                mountpoint: &request.mountpoint,
+                parent_dirs: &request.parent_dirs,
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl RemoteLayers for SociFs {
     async fn prepare_remote(&self, request: &RemotePrepare) -> Result<RemoteOutcome, RemoteError> {
-        match self.mount_layer(&request.labels, &request.mountpoint).await {
+        let get = |k: &str| request.labels.get(k).cloned().unwrap_or_default();
+        let (image, layer) = (get(labels::IMAGE_REF), get(labels::LAYER_DIGEST));
+        let decline = match self.mount_layer(&request.labels, &request.mountpoint).await {
             Ok(None) => {
-                let mut out = soci_snapshotter::Labels::new();
-                out.insert(labels::HAS_INDEX.to_string(), "true".to_string());
-                for k in [
-                    labels::IMAGE_REF,
-                    labels::MANIFEST_DIGEST,
-                    labels::LAYER_DIGEST,
-                    labels::INDEX_DIGEST,
-                    labels::LAYER_SIZE,
-                ] {
-                    if let Some(v) = request.labels.get(k) {
-                        out.insert(k.to_string(), v.clone());
-                    }
-                }
-                Ok(RemoteOutcome::Mounted { labels: out })
+                self.inner.modes.record(&request.labels, Mode::Lazy, "");
+                return Ok(RemoteOutcome::Mounted {
+                    labels: Self::snapshot_labels(request, true),
+                });
             }
-            Ok(Some(reason)) => {
-                info!(key = %request.key, image = %request.labels.get(labels::IMAGE_REF).cloned().unwrap_or_default(), %reason, "defer-snapshot-runtime: containerd pulls this layer");
-                Ok(RemoteOutcome::Defer)
+            Ok(Some(d)) => d,
+            Err(e) => Decline {
+                reason: format!("lazy mount failed: {e}"),
+                local: true,
+            },
+        };
+        let reason = decline.reason;
+        if !decline.local {
+            info!(key = %request.key, %image, %layer, %reason, "defer-snapshot-runtime: containerd pulls this layer");
+            self.inner
+                .modes
+                .record(&request.labels, Mode::Deferred, &reason);
+            return Ok(RemoteOutcome::Defer);
+        }
+        match self.local_snapshot(request).await {
+            Ok(()) => {
+                info!(key = %request.key, %image, %layer, %reason, "local-snapshot-prepared: the daemon downloaded and unpacked the layer");
+                self.inner
+                    .modes
+                    .record(&request.labels, Mode::Local, &reason);
+                Ok(RemoteOutcome::LocalDone {
+                    labels: Self::snapshot_labels(request, false),
+                })
             }
             Err(e) => {
-                warn!(key = %request.key, error = %e, "defer-snapshot-runtime: lazy mount failed, containerd pulls this layer");
+                let reason = format!("{reason}; the local snapshot failed: {e}");
+                warn!(key = %request.key, %image, %layer, %reason, "defer-snapshot-runtime: containerd pulls this layer");
+                self.inner
+                    .modes
+                    .record(&request.labels, Mode::Deferred, &reason);
                 Ok(RemoteOutcome::Defer)
             }
         }
@@ -396,9 +502,9 @@ impl RemoteLayers for SociFs {
             .await?
         {
             None => Ok(()),
-            Some(reason) => Err(err(format!(
-                "cannot restore snapshot {}: {reason}",
-                snapshot.name
+            Some(d) => Err(err(format!(
+                "cannot restore snapshot {}: {}",
+                snapshot.name, d.reason
             ))),
         }
     }
@@ -416,6 +522,44 @@ impl RemoteLayers for SociFs {
                 .map_err(|e| err(format!("unmount task failed: {e}")))?
                 .map_err(|e| err(format!("unmount {}: {e}", mountpoint.display())))?;
         }
+        Ok(())
+    }
+
+    async fn remove(&self, mountpoint: &Path) -> Result<(), RemoteError> {
+        let m = self
+            .inner
+            .mounts
+            .lock()
+            .expect("poisoned")
+            .remove(mountpoint);
+        let Some(m) = m else {
+            return Ok(());
+        };
+        let layer = m.spans.layer().clone();
+        let Mounted { handle, spans } = m;
+        drop(spans);
+        tokio::task::spawn_blocking(move || handle.unmount())
+            .await
+            .map_err(|e| err(format!("unmount task failed: {e}")))?
+            .map_err(|e| err(format!("unmount {}: {e}", mountpoint.display())))?;
+        let shared = self
+            .inner
+            .mounts
+            .lock()
+            .expect("poisoned")
+            .values()
+            .any(|o| o.spans.layer() == &layer);
+        if shared {
+            info!(%layer, path = %mountpoint.display(), "removed a lazily loaded layer; its span cache stays (another snapshot uses the layer)");
+            return Ok(());
+        }
+        let cache = self.inner.cache.clone();
+        let l = layer.clone();
+        tokio::task::spawn_blocking(move || cache.remove_layer(&l))
+            .await
+            .map_err(|e| err(format!("cache removal task failed: {e}")))?
+            .map_err(|e| err(format!("delete the span cache of layer {layer}: {e}")))?;
+        info!(%layer, path = %mountpoint.display(), "removed a lazily loaded layer and its span cache");
         Ok(())
     }
 }

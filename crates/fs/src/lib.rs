@@ -6,8 +6,11 @@
 //! the manifest (v1) — and the index and its zTOCs are fetched into the local
 //! soci store, verified by digest. Each layer with a zTOC is then mounted on
 //! FUSE: a span manager reads verified spans from the registry and the layer
-//! filesystem serves them. Layers without a zTOC, and images without an index,
-//! are left to containerd, and the log says why.
+//! filesystem serves them. Layers of an indexed image that cannot be mounted
+//! lazily (no zTOC, a failed mount, `min_layer_size`) are downloaded and
+//! unpacked by the daemon (local snapshots); images without an index, and
+//! layers whose local snapshot fails, are left to containerd. The log says
+//! which mode each layer and each image got, and why.
 //!
 //! This crate wires the other crates together; it holds no format, HTTP or
 //! FUSE code of its own.
@@ -18,6 +21,8 @@ pub mod checks;
 pub mod daemon;
 mod discovery;
 mod layers;
+mod local;
+mod modes;
 
 pub use discovery::{ImageArtifacts, NoIndex};
 pub use layers::{FsOptions, SociFs};

@@ -381,7 +381,7 @@ impl<R: RemoteLayers> Snapshotter<R> {
     async fn discard(&self, entry: &Entry, mounted: bool) {
         if mounted {
             let fs = self.inner.fs(entry.record.id);
-            if let Err(e) = self.inner.remote.unmount(&fs).await {
+            if let Err(e) = self.inner.remote.remove(&fs).await {
                 warn!(key = %entry.key, path = %fs.display(), error = %e, "unmounting a discarded remote layer");
             }
         }
@@ -552,7 +552,7 @@ impl<R: RemoteLayers> Snapshotter<R> {
             let mut mounted = mounts_under(&mount_points()?, &dir);
             if !mounted.is_empty() {
                 for m in &mounted {
-                    if let Err(e) = self.inner.remote.unmount(m).await {
+                    if let Err(e) = self.inner.remote.remove(m).await {
                         warn!(path = %m.display(), error = %e, "unmounting the layer of a removed snapshot");
                     }
                 }

@@ -721,7 +721,7 @@ async fn remote_local_defer_and_failure() {
 }
 
 /// Needs root (mounts a tmpfs): a removed snapshot's directory is kept while
-/// something is mounted in it, the unmount hook is asked first, and it goes
+/// something is mounted in it, the removal hook is asked first, and it goes
 /// once the mount is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_never_deletes_a_mounted_directory() {
@@ -750,7 +750,7 @@ async fn cleanup_never_deletes_a_mounted_directory() {
     remove(&mut c, "ns", "a").await.unwrap();
     cleanup(&mut c).await;
     assert!(
-        fake.calls().contains(&Call::Unmount(fs.clone())),
+        fake.calls().contains(&Call::Remove(fs.clone())),
         "{:?}",
         fake.calls()
     );

@@ -586,3 +586,266 @@ pub fn collect(dir: &Path, prefix: &str, out: &mut BTreeMap<String, String>) {
         }
     }
 }
+
+/// Builds an OCI image layer by layer with umoci: the first layer holds
+/// busybox (`/bin/sh`, `cat`, `find`, `sha256sum`, ...), every
+/// [`ImageBuilder::layer`] call changes the root filesystem and commits the
+/// difference as one more layer (deletions become whiteouts).
+pub struct ImageBuilder {
+    umoci: PathBuf,
+    layout: PathBuf,
+    bundle: PathBuf,
+    image: String,
+}
+
+impl ImageBuilder {
+    pub fn new(dir: &Path) -> ImageBuilder {
+        let umoci = tool("umoci");
+        let layout = dir.join("img");
+        let bundle = dir.join("bundle");
+        let image = format!("{}:latest", layout.display());
+        run(Command::new(&umoci).args(["init", "--layout"]).arg(&layout));
+        run(Command::new(&umoci).args(["new", "--image"]).arg(&image));
+        run(Command::new(&umoci)
+            .args(["unpack", "--image"])
+            .arg(&image)
+            .arg(&bundle));
+        let b = ImageBuilder {
+            umoci,
+            layout,
+            bundle,
+            image,
+        };
+        b.layer(|root| {
+            std::fs::create_dir_all(root.join("bin")).unwrap();
+            std::fs::copy(tool("busybox"), root.join("bin/busybox")).unwrap();
+            for a in [
+                "sh",
+                "cat",
+                "find",
+                "sha256sum",
+                "ls",
+                "sort",
+                "xargs",
+                "stat",
+                "readlink",
+            ] {
+                std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+            }
+        });
+        b
+    }
+
+    /// The root filesystem being built.
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle.join("rootfs")
+    }
+
+    /// Change the root filesystem with `f` and commit the change as a layer.
+    pub fn layer(&self, f: impl FnOnce(&Path)) {
+        f(&self.rootfs());
+        run(Command::new(&self.umoci)
+            .args(["repack", "--refresh-bundle", "--image"])
+            .arg(&self.image)
+            .arg(&self.bundle));
+    }
+
+    /// Write the image as an OCI archive `<dir>/<name>.tar`; returns it and
+    /// the expected files under `/app` (path -> sha256 hex).
+    pub fn finish(&self, name: &str) -> (PathBuf, BTreeMap<String, String>) {
+        run(Command::new(&self.umoci)
+            .args(["config", "--image"])
+            .arg(&self.image)
+            .args([
+                "--config.cmd",
+                "/bin/sh",
+                "--os",
+                "linux",
+                "--architecture",
+                "amd64",
+            ]));
+        let tarball = self.layout.with_file_name(format!("{name}.tar"));
+        run(Command::new("tar")
+            .arg("-C")
+            .arg(&self.layout)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."));
+        let mut expected = BTreeMap::new();
+        collect(&self.rootfs().join("app"), "/app", &mut expected);
+        (tarball, expected)
+    }
+}
+
+/// A one-request-per-connection HTTP proxy on 127.0.0.1 that corrupts the
+/// body of the first `times` responses whose request path contains `needle`
+/// (one byte flipped), and passes everything else through unchanged.
+pub struct FlippingProxy {
+    pub addr: String,
+    pub flipped: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FlippingProxy {
+    pub fn start(upstream: &str, needle: &str, times: u64) -> FlippingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let flipped = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        listener.set_nonblocking(true).unwrap();
+        let (f, s, up, needle) = (
+            flipped.clone(),
+            stop.clone(),
+            upstream.to_string(),
+            needle.to_string(),
+        );
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let (f, up, needle) = (f.clone(), up.clone(), needle.clone());
+                        std::thread::spawn(move || {
+                            let _ = flip_one(client, &up, &needle, &f, times);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        FlippingProxy {
+            addr,
+            flipped,
+            stop,
+        }
+    }
+
+    pub fn flipped(&self) -> u64 {
+        self.flipped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FlippingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Forward one request (headers only: the proxy is for pulls) with
+/// `Connection: close`, then copy the response, flipping one body byte when
+/// the path matches and the budget allows.
+fn flip_one(
+    mut client: TcpStream,
+    upstream: &str,
+    needle: &str,
+    flipped: &AtomicU64,
+    times: u64,
+) -> std::io::Result<()> {
+    client.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte)? == 0 || head.len() > 64 << 10 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_string();
+    let mut out = format!("{request_line}\r\n");
+    for l in lines.filter(|l| !l.is_empty()) {
+        let lower = l.to_ascii_lowercase();
+        if lower.starts_with("connection:") || lower.starts_with("keep-alive:") {
+            continue;
+        }
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    let mut server = TcpStream::connect(upstream)?;
+    server.set_read_timeout(Some(Duration::from_secs(30)))?;
+    server.write_all(out.as_bytes())?;
+    let corrupt = request_line.starts_with("GET ")
+        && request_line.contains(needle)
+        && flipped
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < times).then_some(n + 1)
+            })
+            .is_ok();
+    let mut response = Vec::new();
+    server.read_to_end(&mut response)?;
+    if corrupt && let Some(pos) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+        let body = pos + 4;
+        if body < response.len() {
+            let at = body + (response.len() - body) / 2;
+            response[at] ^= 0xff;
+        }
+    }
+    client.write_all(&response)?;
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    Ok(())
+}
+
+/// `curl -fsS` with extra arguments; returns stdout.
+pub fn curl(args: &[&str]) -> Vec<u8> {
+    run(Command::new(tool("curl")).arg("-fsS").args(args)).stdout
+}
+
+/// Every regular file under `/app` of the image, read by a container on the
+/// soci snapshotter: path -> sha256 hex.
+pub fn container_app_sums(
+    ctd: &Containerd,
+    reference: &str,
+    name: &str,
+) -> BTreeMap<String, String> {
+    let sums = ctd.ctr(&[
+        "run",
+        "--rm",
+        "--snapshotter",
+        "soci",
+        reference,
+        name,
+        "/bin/sh",
+        "-c",
+        "find /app -type f | sort | xargs sha256sum",
+    ]);
+    let mut got = BTreeMap::new();
+    for line in String::from_utf8_lossy(&sums.stdout).lines() {
+        let (sum, path) = line.split_once("  ").unwrap();
+        got.insert(path.to_string(), sum.to_string());
+    }
+    got
+}
+
+/// `soci image rpull --plain-http` through containerd; returns stdout.
+pub fn rpull(ctd: &Containerd, reference: &str) -> String {
+    let out = run(Command::new(bin("soci"))
+        .arg("--address")
+        .arg(&ctd.socket)
+        .arg("--namespace")
+        .arg(&ctd.namespace)
+        .args(["image", "rpull", "--plain-http"])
+        .arg(reference));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The `N lazy, N local, N pulled` counts of rpull's summary line.
+pub fn rpull_counts(stdout: &str) -> (usize, usize, usize) {
+    let done = stdout
+        .lines()
+        .find(|l| l.starts_with("done:"))
+        .unwrap_or_else(|| panic!("no summary in rpull output:\n{stdout}"));
+    let count = |word: &str| -> usize {
+        let before = done
+            .split(&format!(" {word}"))
+            .next()
+            .unwrap_or_else(|| panic!("no {word} count in {done:?}"));
+        before
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {word} count in {done:?}"))
+    };
+    (count("lazy,"), count("local,"), count("pulled,"))
+}

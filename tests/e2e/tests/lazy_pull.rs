@@ -126,8 +126,8 @@ fn lazy_pull_runs_a_container_and_serves_exact_bytes() {
         tail(&log, 60)
     );
     assert!(
-        log.contains("defer-snapshot-runtime"),
-        "small layers without zTOC are pulled by containerd:\n{}",
+        log.contains("local-snapshot-prepared"),
+        "small layers without zTOC are downloaded by the daemon:\n{}",
         tail(&log, 60)
     );
 

@@ -26,8 +26,10 @@ pub enum Call {
     Check(String),
     /// `restore` of this snapshot.
     Restore(String),
-    /// `unmount` of this path.
+    /// `unmount` of this path (shutdown).
     Unmount(PathBuf),
+    /// `remove` of this path (snapshot removal).
+    Remove(PathBuf),
 }
 
 /// Returns queued outcomes (then `Defer`) and records every call.
@@ -91,6 +93,14 @@ impl RemoteLayers for FakeRemote {
             .lock()
             .unwrap()
             .push(Call::Unmount(mountpoint.to_path_buf()));
+        Ok(())
+    }
+
+    async fn remove(&self, mountpoint: &Path) -> Result<(), RemoteError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(Call::Remove(mountpoint.to_path_buf()));
         Ok(())
     }
 }

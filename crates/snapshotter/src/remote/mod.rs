@@ -108,9 +108,19 @@ pub trait RemoteLayers: Send + Sync + 'static {
         snapshot: &RemoteSnapshot,
     ) -> impl Future<Output = Result<(), RemoteError>> + Send;
 
-    /// Release whatever is mounted at `mountpoint` (a snapshot being deleted,
-    /// or every mount on `SIGINT`). Must succeed when nothing is mounted there.
+    /// Release whatever is mounted at `mountpoint` on `SIGINT` shutdown: state
+    /// kept for a later start (span caches) stays. Must succeed when nothing
+    /// is mounted there.
     fn unmount(&self, mountpoint: &Path) -> impl Future<Output = Result<(), RemoteError>> + Send;
+
+    /// Release whatever is mounted at `mountpoint` because its snapshot was
+    /// removed (containerd `Remove` followed by cleanup, or a discarded
+    /// prepare): besides unmounting, drop state kept only for this layer.
+    /// Must succeed when nothing is mounted there. By default the same as
+    /// [`RemoteLayers::unmount`].
+    fn remove(&self, mountpoint: &Path) -> impl Future<Output = Result<(), RemoteError>> + Send {
+        self.unmount(mountpoint)
+    }
 }
 
 /// The implementation with no remote support: every layer is left to containerd.
