@@ -170,7 +170,10 @@ pub fn analyze(soci_layout: &Path, info: &ImageInfo) -> Result<Analysis> {
         if let Some(ms) = v["manifests"].as_array() {
             metadata_bytes += len;
             todo.extend(ms.iter().cloned());
-        } else if v["artifactType"].as_str() == Some("application/vnd.amazon.soci.index.v2+json") {
+        } else if [&v["artifactType"], &v["config"]["mediaType"]]
+            .iter()
+            .any(|t| t.as_str() == Some("application/vnd.amazon.soci.index.v2+json"))
+        {
             soci_index = Some((v, len));
         } else if v["layers"].is_array() {
             metadata_bytes += len + v["config"]["size"].as_u64().unwrap_or(0);
