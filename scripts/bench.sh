@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cargo build --release --locked -p soci -p soci-snapshotter-grpc -p soci-bench
+cargo build --release --locked -p soci -p soci-snapshotter-grpc
+cargo build --release --locked -p soci-bench
 # The workload program runs inside the image, which has no libc: link it statically.
 RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build --release --locked -p soci-bench-reader --target x86_64-unknown-linux-gnu
