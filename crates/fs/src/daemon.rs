@@ -38,6 +38,9 @@ pub enum DaemonError {
     /// The snapshotter failed.
     #[error("{0}")]
     Snapshotter(#[from] soci_snapshotter::SnapshotError),
+    /// The Prometheus endpoint could not be started.
+    #[error("{0}")]
+    Metrics(#[from] crate::metrics_server::MetricsError),
     /// A signal handler could not be installed.
     #[error("installing signal handlers: {0}")]
     Signal(std::io::Error),
@@ -64,6 +67,7 @@ pub async fn run(args: DaemonArgs) -> Result<Shutdown, DaemonError> {
         skip_check_snapshotter_supported: file.skip_check_snapshotter_supported,
         allow_invalid_mounts_on_restart: file.snapshotter.allow_invalid_mounts_on_restart,
     };
+    crate::metrics_server::start(&file).await?;
     let fs = SociFs::new(FsOptions {
         root: args.root.clone(),
         config: file,

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use crate::discovery::{Discovery, ImageArtifacts};
 use crate::labels;
+use crate::mirrors::Mirrors;
 
 const MAX_ZTOC_READ: u64 = 1 << 30;
 
@@ -51,6 +52,8 @@ struct Inner {
     /// Used only through `blocking` (span fetches from FUSE threads): a client's
     /// pooled connections belong to the runtime that opened them.
     span_client: RegistryClient,
+    /// Mirrors of layer blob reads, per registry.
+    mirrors: Mirrors,
     blocking: Arc<BlockingRuntime>,
     cache: Arc<DiskSpanCache>,
     images: tokio::sync::Mutex<HashMap<String, Arc<ImageArtifacts>>>,
@@ -82,6 +85,7 @@ impl SociFs {
         let db = ArtifactsDb::open(&soci_artifacts::artifacts_db_path(&opts.root))?;
         let client = RegistryClient::new(opts.registry.clone())?;
         let span_client = RegistryClient::new(opts.registry.clone())?;
+        let mirrors = Mirrors::new(&opts.config.resolver, &opts.registry)?;
         let blocking = Arc::new(BlockingRuntime::new()?);
         let cache = Arc::new(DiskSpanCache::new(
             opts.root.join("soci").join("spancache"),
@@ -116,6 +120,7 @@ impl SociFs {
                 db,
                 client,
                 span_client,
+                mirrors,
                 blocking,
                 cache,
                 images: tokio::sync::Mutex::new(HashMap::new()),
@@ -247,10 +252,14 @@ impl SociFs {
                 Ztoc::from_bytes(&bytes)
                     .map_err(|e| err(format!("zTOC {} of layer {layer}: {e}", ztoc_ref.digest)))?,
             );
-            let reader = RegistryRangeReader::new(
-                inner.span_client.clone(),
-                image_ref.repository().clone(),
-                inner.blocking.clone(),
+            let reader = inner.mirrors.reader(
+                image_ref.repository(),
+                RegistryRangeReader::new(
+                    inner.span_client.clone(),
+                    image_ref.repository().clone(),
+                    inner.blocking.clone(),
+                ),
+                &inner.blocking,
             );
             if let Some(size) = size_label {
                 reader.set_size(layer.clone(), size);
@@ -349,8 +358,9 @@ impl soci_layerfs::SpanSource for SpansSource {
     }
 }
 
-impl RemoteLayers for SociFs {
-    async fn prepare_remote(&self, request: &RemotePrepare) -> Result<RemoteOutcome, RemoteError> {
+impl SociFs {
+    /// Prepare a layer: mount it lazily or say how else it is provided.
+    async fn prepare_layer(&self, request: &RemotePrepare) -> Result<RemoteOutcome, RemoteError> {
         match self.mount_layer(&request.labels, &request.mountpoint).await {
             Ok(None) => {
                 let mut out = soci_snapshotter::Labels::new();
@@ -373,10 +383,30 @@ impl RemoteLayers for SociFs {
                 Ok(RemoteOutcome::Defer)
             }
             Err(e) => {
+                soci_metrics::inc_operation(soci_metrics::op::FUSE_MOUNT_FAILURE_COUNT, "");
                 warn!(key = %request.key, error = %e, "defer-snapshot-runtime: lazy mount failed, containerd pulls this layer");
                 Ok(RemoteOutcome::Defer)
             }
         }
+    }
+}
+
+impl RemoteLayers for SociFs {
+    async fn prepare_remote(&self, request: &RemotePrepare) -> Result<RemoteOutcome, RemoteError> {
+        let started = std::time::Instant::now();
+        let outcome = self.prepare_layer(request).await;
+        if let Ok(o) = &outcome {
+            crate::metrics_server::record_prepare(request, o);
+            if let RemoteOutcome::Mounted { .. } = o {
+                let layer = request.labels.get(labels::LAYER_DIGEST);
+                soci_metrics::observe_ms(
+                    soci_metrics::op::MOUNT,
+                    layer.map(String::as_str).unwrap_or_default(),
+                    started.elapsed(),
+                );
+            }
+        }
+        outcome
     }
 
     async fn check(&self, snapshot: &RemoteSnapshot) -> Result<(), RemoteError> {

@@ -17,6 +17,8 @@
 pub mod daemon;
 mod discovery;
 mod layers;
+pub mod metrics_server;
+mod mirrors;
 
 pub use discovery::{ImageArtifacts, NoIndex};
 pub use layers::{FsOptions, SociFs};

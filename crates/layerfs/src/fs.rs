@@ -259,6 +259,11 @@ impl LayerFs {
         &self.tree
     }
 
+    /// The layer digest the filesystem serves.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
     /// Cache lifetimes.
     pub fn options(&self) -> &FsOptions {
         &self.options
@@ -424,6 +429,7 @@ impl LayerFs {
         if offset >= range.size {
             return Ok(Vec::new());
         }
+        let started = std::time::Instant::now();
         let len = u64::from(size).min(range.size - offset) as usize;
         let mut buf = vec![0u8; len];
         let start = range.offset + offset;
@@ -442,6 +448,7 @@ impl LayerFs {
                 }
             }
         }
+        soci_metrics::synchronous_read(&self.digest, len as u64, started.elapsed());
         Ok(buf)
     }
 
