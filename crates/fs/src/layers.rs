@@ -308,13 +308,16 @@ impl SociFs {
                     .duration()
                     .unwrap_or(Duration::from_secs(1)),
             };
-            let fs = LayerFs::new(
+            let mut fs = LayerFs::new(
                 tree,
                 Arc::new(SpansSource(spans.clone())),
                 &layer.to_string(),
                 state,
                 fs_opts,
             );
+            if !inner.opts.config.disable_verification {
+                fs = fs.with_verification(ztoc.clone());
+            }
             let handle = soci_layerfs::mount(
                 fs,
                 &mountpoint,
