@@ -4,6 +4,7 @@
 //! registry.
 
 use std::process::Command;
+use std::time::Duration;
 
 use soci_e2e::*;
 
@@ -211,7 +212,7 @@ fn a_mirror_that_is_down_falls_back_to_the_registry() {
         &dir.join("daemon"),
         &format!(
             "metrics_address = \"{metrics_addr}\"\n\
-             [background_fetch]\ndisable = true\n\
+             [background_fetch]\nsilence_period_msec = 0\nfetch_period_msec = 20\n\
              [resolver.host.\"{}\"]\n\
              mirrors = [{{host = \"{dead}\", insecure = true, request_timeout_sec = 5}}]\n",
             registry.addr
@@ -231,11 +232,42 @@ fn a_mirror_that_is_down_falls_back_to_the_registry() {
     );
     let text = scrape(&metrics_addr);
     let fetched = metric(&text, "soci_fs_fetched_bytes_total", &[]);
-    let served = registry.served() - after_pull;
+    // Only the registry can have sent these bytes: the mirror's port is closed.
+    let served = registry.served();
     assert!(fetched > (1 << 20) as f64, "{fetched}");
     assert!(
         served as f64 >= fetched,
         "the registry served {served} bytes while the daemon fetched {fetched}"
     );
+    assert!(
+        served > after_pull,
+        "the container's reads reached the registry"
+    );
     assert!(metric(&text, "soci_fs_pull_mode_count", &["mode=\"lazy\""]) >= 1.0);
+
+    // The background fetcher (on here) also reads through the fallback and is
+    // counted apart.
+    let mut last = String::new();
+    wait_for("background fetch metrics", Duration::from_secs(90), || {
+        last = scrape(&metrics_addr);
+        metric(
+            &last,
+            "soci_fs_operation_count",
+            &["operation_type=\"background_span_fetch_count\""],
+        ) >= 2.0
+    });
+    let background = metric(&last, "soci_fs_background_fetched_bytes_total", &[]);
+    let all = metric(&last, "soci_fs_fetched_bytes_total", &[]);
+    assert!(
+        background > 0.0 && background < all,
+        "{background} of {all}"
+    );
+    assert_eq!(
+        metric(
+            &last,
+            "soci_fs_operation_count",
+            &["operation_type=\"background_span_fetch_failure_count\""]
+        ),
+        0.0
+    );
 }
