@@ -1,6 +1,7 @@
 //! The daemon's start-up: configuration, the lazy-layer implementation, signals.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use soci_config::Config as FileConfig;
 use soci_content::registry::RegistryOptions;
@@ -67,14 +68,15 @@ pub async fn run(args: DaemonArgs) -> Result<Shutdown, DaemonError> {
         skip_check_snapshotter_supported: file.skip_check_snapshotter_supported,
         allow_invalid_mounts_on_restart: file.snapshotter.allow_invalid_mounts_on_restart,
     };
-    crate::metrics_server::start(&file).await?;
     let fs = SociFs::new(FsOptions {
         root: args.root.clone(),
-        config: file,
+        config: file.clone(),
         registry: RegistryOptions::default(),
         fuse_threads: 4,
     })
     .map_err(DaemonError::Remote)?;
+    let sizes = fs.clone();
+    crate::metrics_server::start(&file, Arc::new(move || sizes.layer_sizes())).await?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let shutdown = async move {

@@ -138,6 +138,23 @@ impl SociFs {
             .map(|m| (m.spans.fetched_size(), m.spans.state().size))
     }
 
+    /// Fetched and total compressed size of every mounted layer (for metrics).
+    pub fn layer_sizes(&self) -> Vec<soci_metrics::LayerSize> {
+        let mounts = self.inner.mounts.lock().expect("poisoned");
+        mounts
+            .iter()
+            .map(|(mountpoint, m)| {
+                let s = m.spans.state();
+                soci_metrics::LayerSize {
+                    digest: s.digest.to_string(),
+                    mountpoint: mountpoint.display().to_string(),
+                    fetched: s.fetched_size,
+                    size: s.size,
+                }
+            })
+            .collect()
+    }
+
     fn span_config(&self) -> SpanManagerConfig {
         let blob = &self.inner.opts.config.blob;
         SpanManagerConfig {

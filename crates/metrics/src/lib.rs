@@ -17,7 +17,9 @@
 //!   histograms (`remote_registry_get`, `background_fetch`, `mount`);
 //! * `soci_fs_operation_duration_microseconds{operation_type, layer}`:
 //!   (`synchronous_read`, `node_readdir`);
-//! * `soci_fs_bytes_served{operation_type, layer}`: `synchronous_bytes_served`.
+//! * `soci_fs_bytes_served{operation_type, layer}`: `synchronous_bytes_served`;
+//! * `soci_fs_layer_fetched_size_bytes` and `soci_fs_layer_size_bytes`
+//!   `{digest, mountpoint}` for each mounted layer, refreshed on every scrape.
 //!
 //! Added here (upstream has no equivalent): `soci_fs_fetched_bytes_total`,
 //! `soci_fs_background_fetched_bytes_total`, `soci_fs_span_verification_failures_total`,
@@ -165,6 +167,10 @@ pub struct Metrics {
     cache_misses: IntCounterVec,
     fuse_ops: IntCounterVec,
     pull_mode: IntCounterVec,
+    layer_fetched_size: IntGaugeVec,
+    layer_size: IntGaugeVec,
+    /// Serialises [`set_layer_sizes`] (reset, then set).
+    layers_lock: std::sync::Mutex<()>,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -203,7 +209,21 @@ impl Metrics {
         )
         .expect("valid metric definition");
         let _ = registry.register(Box::new(bytes_served.clone()));
+        let layer_gauge = |name: &str, help: &str| {
+            let g = IntGaugeVec::new(opts(name, help), &["digest", "mountpoint"])
+                .expect("valid metric definition");
+            let _ = registry.register(Box::new(g.clone()));
+            g
+        };
+        let layer_fetched_size = layer_gauge(
+            "layer_fetched_size_bytes",
+            "Total fetched size of the layer",
+        );
+        let layer_size = layer_gauge("layer_size_bytes", "Total size of the layer");
         Metrics {
+            layer_fetched_size,
+            layer_size,
+            layers_lock: std::sync::Mutex::new(()),
             operation_count: counter(
                 &registry,
                 "operation_count",
@@ -280,6 +300,39 @@ impl Metrics {
 pub fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+/// One mounted layer, as reported by `soci_fs_layer_fetched_size_bytes` and
+/// `soci_fs_layer_size_bytes` (labels `digest`, `mountpoint`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerSize {
+    /// Layer digest.
+    pub digest: String,
+    /// Where the layer is mounted.
+    pub mountpoint: String,
+    /// Compressed bytes held locally.
+    pub fetched: u64,
+    /// Compressed layer size.
+    pub size: u64,
+}
+
+/// Replace the per-layer size gauges with `layers` (the layers mounted now).
+pub fn set_layer_sizes(layers: &[LayerSize]) {
+    let m = global();
+    let _guard = m
+        .layers_lock
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    m.layer_fetched_size.reset();
+    m.layer_size.reset();
+    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    for l in layers {
+        let labels = [l.digest.as_str(), l.mountpoint.as_str()];
+        m.layer_fetched_size
+            .with_label_values(&labels)
+            .set(gauge(l.fetched));
+        m.layer_size.with_label_values(&labels).set(gauge(l.size));
+    }
 }
 
 /// The registry in Prometheus text format (what `/metrics` serves).
@@ -436,6 +489,12 @@ mod tests {
         fuse_failure(FuseOp::Read, layer);
         synchronous_read(layer, 4096, Duration::from_micros(20));
         pull_mode(PullMode::Lazy, "sha256:bbbb");
+        set_layer_sizes(&[LayerSize {
+            digest: "sha256:cccc".into(),
+            mountpoint: "/m/1".into(),
+            fetched: 10,
+            size: 30,
+        }]);
         let text = String::from_utf8(render()).unwrap();
         let l = "layer=\"sha256:aaaa\"";
         assert_eq!(
@@ -502,6 +561,24 @@ mod tests {
             ),
             Some(4096.0)
         );
+        assert_eq!(
+            value(
+                &text,
+                "soci_fs_layer_fetched_size_bytes{digest=\"sha256:cccc\",mountpoint=\"/m/1\"}"
+            ),
+            Some(10.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "soci_fs_layer_size_bytes{digest=\"sha256:cccc\",mountpoint=\"/m/1\"}"
+            ),
+            Some(30.0)
+        );
+        // Unmounted layers disappear.
+        set_layer_sizes(&[]);
+        let text = String::from_utf8(render()).unwrap();
+        assert!(!text.contains("sha256:cccc"), "{text}");
         assert!(content_type().starts_with("text/plain"));
     }
 }

@@ -171,6 +171,14 @@ fn metrics_count_lazy_reads_and_mirrors_serve_blob_ranges() {
         0.0
     );
     assert!(metric(&text, "soci_fs_span_cache_misses_total", &[]) >= 1.0);
+    // Upstream's per-layer gauges, for the one lazily mounted layer.
+    let size = metric(&text, "soci_fs_layer_size_bytes", &[]);
+    let held = metric(&text, "soci_fs_layer_fetched_size_bytes", &[]);
+    assert!(size > (20 << 20) as f64, "{size}");
+    assert!(
+        held > 0.0 && held <= fetched && held < size,
+        "{held} of {size}"
+    );
 
     // A second run reads the same spans from the cache, not the network.
     let before = mirror.served();
