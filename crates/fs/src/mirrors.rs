@@ -2,21 +2,23 @@
 //!
 //! Span fetches of a layer try each configured mirror of the image's registry
 //! in order, then the registry itself; the first that answers serves the read.
+//! A mirror that fails is passed over for 30 s, so an unreachable mirror does
+//! not cost a timeout on every read.
 //! Every span is still checked against its zTOC digest, so a mirror that
 //! serves other bytes costs a re-fetch, never a wrong byte. SOCI index and zTOC
 //! fetches do not use mirrors: they go to the image's own registry only.
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use soci_content::registry::{
     BlockingRuntime, RegistryClient, RegistryOptions, RegistryRangeReader, Repository,
 };
 use soci_content::{BlobRangeReader, ContentError};
 use soci_format::Digest;
-use tracing::{debug, warn};
+use tracing::warn;
 
 /// One mirror of a registry and the client that reaches it.
 #[derive(Clone)]
@@ -103,14 +105,23 @@ impl Mirrors {
             }
         }
         sources.push((repo.registry().to_string(), registry));
-        MirroredRangeReader { sources }
+        MirroredRangeReader {
+            down_until: Mutex::new(vec![None; sources.len()]),
+            sources,
+        }
     }
 }
+
+/// How long a mirror that failed is passed over before it is tried again.
+const MIRROR_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Reads a layer blob from the first of several hosts that answers.
 pub(crate) struct MirroredRangeReader {
     /// Host names (for logs) and readers, mirrors first, the registry last.
     sources: Vec<(String, RegistryRangeReader)>,
+    /// Per source: until when it is passed over after a failure (mirrors only;
+    /// the registry is always tried).
+    down_until: Mutex<Vec<Option<Instant>>>,
 }
 
 impl MirroredRangeReader {
@@ -129,10 +140,21 @@ impl MirroredRangeReader {
     ) -> Result<T, ContentError> {
         let last = self.sources.len() - 1;
         for (i, (host, r)) in self.sources.iter().enumerate() {
+            if i < last {
+                let down = self.down_until.lock().expect("poisoned")[i];
+                if down.is_some_and(|until| Instant::now() < until) {
+                    continue;
+                }
+            }
             match f(r) {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    self.down_until.lock().expect("poisoned")[i] = None;
+                    return Ok(v);
+                }
                 Err(e) if i < last => {
-                    debug!(host, %digest, error = %e, "{what} from mirror failed, trying the next host");
+                    warn!(host, %digest, error = %e, "{what} from mirror failed; using the next host, and not this one for {}s", MIRROR_BACKOFF.as_secs());
+                    self.down_until.lock().expect("poisoned")[i] =
+                        Some(Instant::now() + MIRROR_BACKOFF);
                 }
                 Err(e) => return Err(e),
             }
@@ -158,6 +180,52 @@ impl BlobRangeReader for MirroredRangeReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_mirror_is_passed_over_then_retried() {
+        let closed = |_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .to_string()
+        };
+        let mirror = closed(0);
+        let registry = (1..100)
+            .map(closed)
+            .find(|r| *r != mirror)
+            .expect("two distinct free ports");
+        let toml = format!(
+            "[resolver.host.\"{registry}\"]\nmirrors = [{{host = \"{mirror}\", insecure = true}}]\n"
+        );
+        let config = soci_config::Config::from_toml_str(&toml).unwrap().config;
+        let mirrors = Mirrors::new(&config.resolver, &RegistryOptions::default()).unwrap();
+        let rt = Arc::new(BlockingRuntime::new().unwrap());
+        let repo = Repository::new(&registry, "app").unwrap();
+        let client = RegistryClient::new(RegistryOptions::default()).unwrap();
+        let reader = mirrors.reader(
+            &repo,
+            RegistryRangeReader::new(client, repo.clone(), rt.clone()),
+            &rt,
+        );
+        let digest = Digest::of(b"layer");
+        let down = |r: &MirroredRangeReader| r.down_until.lock().unwrap().clone();
+        assert_eq!(down(&reader), [None, None]);
+        // Nothing listens anywhere: the registry's error is the answer, and the
+        // mirror is marked down (the registry never is).
+        let e = reader.read_ranges(&digest, &[0..10]).unwrap_err();
+        assert!(e.to_string().contains(&registry), "{e}");
+        let marked = down(&reader);
+        assert!(marked[0].is_some_and(|t| t > Instant::now()));
+        assert_eq!(marked[1], None);
+        // While down it is not tried (its mark stays as it was).
+        reader.blob_size(&digest).unwrap_err();
+        assert_eq!(down(&reader), marked);
+        // Once the pause is over it is tried again.
+        reader.down_until.lock().unwrap()[0] = Some(Instant::now());
+        reader.blob_size(&digest).unwrap_err();
+        assert!(down(&reader)[0].is_some_and(|t| t > marked[0].unwrap()));
+    }
 
     #[test]
     fn scheme_prefixes_decide_plain_http() {
