@@ -213,7 +213,9 @@ mod tests {
         assert_eq!(down(&reader), [None, None]);
         // Nothing listens anywhere: the registry's error is the answer, and the
         // mirror is marked down (the registry never is).
-        let e = reader.read_ranges(&digest, &[0..10]).unwrap_err();
+        let e = reader
+            .read_ranges(&digest, std::slice::from_ref(&(0..10)))
+            .unwrap_err();
         assert!(e.to_string().contains(&registry), "{e}");
         let marked = down(&reader);
         assert!(marked[0].is_some_and(|t| t > Instant::now()));
