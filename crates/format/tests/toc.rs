@@ -1222,3 +1222,48 @@ fn works_through_a_trait_object() {
     let buffered: &mut dyn BufRead = &mut slice;
     assert_eq!(build_toc_buffered(buffered).unwrap(), f.toc());
 }
+
+/// Each entry's header blocks, parsed alone, give the same metadata as the
+/// whole-archive walk (what file verification on first read relies on).
+#[test]
+fn entry_headers_parse_alone_to_the_toc_entry() {
+    use soci_format::toc::parse_entry_headers;
+    let mut long_gnu = TarEntry::file(format!("gnu/{}", "g".repeat(150)), b"gnu".to_vec());
+    long_gnu.name_style = NameStyle::Gnu;
+    let mut xattr = TarEntry::file("x.bin", vec![7u8; 1000]);
+    xattr
+        .pax_records
+        .insert("SCHILY.xattr.user.k".into(), "v".into());
+    xattr.mtime_nanos = 123_456_789;
+    let entries = vec![
+        TarEntry::dir("d/"),
+        TarEntry::file("d/a.txt", b"hello".to_vec()).owner(1000, 1000),
+        TarEntry::file(format!("d/{}", "p".repeat(200)), b"pax".to_vec()),
+        long_gnu,
+        xattr,
+        TarEntry::symlink("l", "d/a.txt"),
+        TarEntry::hardlink("h", "d/a.txt"),
+        TarEntry::char_device("c", 1, 3),
+        TarEntry::file("empty", Vec::new()),
+    ];
+    let f = build_tar(&entries, EndOfArchive::TwoZeroBlocks);
+    let toc = check(&f);
+    for e in &toc.entries {
+        let hdr = &f.bytes[e.tar_header_offset as usize..e.uncompressed_offset as usize];
+        let got = parse_entry_headers(hdr, e.tar_header_offset).unwrap();
+        assert_eq!(&got, e, "{}", e.name);
+        // Trailing data is not read.
+        let with_data = &f.bytes[e.tar_header_offset as usize..];
+        assert_eq!(
+            &parse_entry_headers(with_data, e.tar_header_offset).unwrap(),
+            e
+        );
+    }
+    // Headers cut short are an error, never a guess.
+    let e = &toc.entries[2];
+    let cut = &f.bytes[e.tar_header_offset as usize..e.uncompressed_offset as usize - 1];
+    assert!(parse_entry_headers(cut, e.tar_header_offset).is_err());
+    // The end-of-archive blocks are no entry.
+    let end = toc.entries.last().unwrap().uncompressed_offset;
+    assert!(parse_entry_headers(&f.bytes[end as usize..], end).is_err());
+}

@@ -1,6 +1,7 @@
 //! The daemon's start-up: configuration, the lazy-layer implementation, signals.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use soci_config::Config as FileConfig;
 use soci_content::registry::RegistryOptions;
@@ -38,6 +39,9 @@ pub enum DaemonError {
     /// The snapshotter failed.
     #[error("{0}")]
     Snapshotter(#[from] soci_snapshotter::SnapshotError),
+    /// The Prometheus endpoint could not be started.
+    #[error("{0}")]
+    Metrics(#[from] crate::metrics_server::MetricsError),
     /// A signal handler could not be installed.
     #[error("installing signal handlers: {0}")]
     Signal(std::io::Error),
@@ -84,10 +88,12 @@ pub async fn run(args: DaemonArgs) -> Result<Shutdown, DaemonError> {
     let fs = SociFs::new(FsOptions {
         root: args.root.clone(),
         registry: registry_options(&file),
-        config: file,
+        config: file.clone(),
         fuse_threads: 4,
     })
     .map_err(DaemonError::Remote)?;
+    let sizes = fs.clone();
+    crate::metrics_server::start(&file, Arc::new(move || sizes.layer_sizes())).await?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let shutdown = async move {

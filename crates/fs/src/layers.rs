@@ -23,6 +23,7 @@ use crate::checks::{self, LayerInput, OpenedLayer};
 use crate::discovery::{Discovery, ImageArtifacts};
 use crate::labels;
 use crate::local::{LocalLayers, LocalRequest};
+use crate::mirrors::Mirrors;
 use crate::modes::{Mode, ModeLog};
 
 /// Settings of [`SociFs`].
@@ -52,6 +53,8 @@ struct Inner {
     /// Used only through `blocking` (span fetches from FUSE threads): a client's
     /// pooled connections belong to the runtime that opened them.
     span_client: RegistryClient,
+    /// Mirrors of layer blob reads, per registry.
+    mirrors: Mirrors,
     blocking: Arc<BlockingRuntime>,
     cache: Arc<DiskSpanCache>,
     images: tokio::sync::Mutex<HashMap<String, Arc<ImageArtifacts>>>,
@@ -108,6 +111,7 @@ impl SociFs {
         let db = ArtifactsDb::open(&soci_artifacts::artifacts_db_path(&opts.root))?;
         let client = RegistryClient::new(opts.registry.clone())?;
         let span_client = RegistryClient::new(opts.registry.clone())?;
+        let mirrors = Mirrors::new(&opts.config.resolver, &opts.registry)?;
         let blocking = Arc::new(BlockingRuntime::new()?);
         let cache = Arc::new(DiskSpanCache::new(
             opts.root.join("soci").join("spancache"),
@@ -145,6 +149,7 @@ impl SociFs {
                 db,
                 client,
                 span_client,
+                mirrors,
                 blocking,
                 cache,
                 images: tokio::sync::Mutex::new(HashMap::new()),
@@ -162,6 +167,23 @@ impl SociFs {
         mounts
             .get(mountpoint)
             .map(|m| (m.spans.fetched_size(), m.spans.state().size))
+    }
+
+    /// Fetched and total compressed size of every mounted layer (for metrics).
+    pub fn layer_sizes(&self) -> Vec<soci_metrics::LayerSize> {
+        let mounts = self.inner.mounts.lock().expect("poisoned");
+        mounts
+            .iter()
+            .map(|(mountpoint, m)| {
+                let s = m.spans.state();
+                soci_metrics::LayerSize {
+                    digest: s.digest.to_string(),
+                    mountpoint: mountpoint.display().to_string(),
+                    fetched: s.fetched_size,
+                    size: s.size,
+                }
+            })
+            .collect()
     }
 
     fn span_config(&self) -> SpanManagerConfig {
@@ -279,15 +301,19 @@ impl SociFs {
             let bytes = inner
                 .store
                 .read_blob(&ztoc_ref.digest, checks::MAX_ZTOC_SIZE, "zTOC")?;
-            let reader = RegistryRangeReader::new(
-                inner.span_client.clone(),
-                image_ref.repository().clone(),
-                inner.blocking.clone(),
+            let reader = inner.mirrors.reader(
+                image_ref.repository(),
+                RegistryRangeReader::new(
+                    inner.span_client.clone(),
+                    image_ref.repository().clone(),
+                    inner.blocking.clone(),
+                ),
+                &inner.blocking,
             );
             if let Some(size) = layer_size {
                 reader.set_size(layer.clone(), size);
             }
-            let OpenedLayer { spans, tree, .. } = checks::open_layer(
+            let OpenedLayer { ztoc, spans, tree } = checks::open_layer(
                 &LayerInput {
                     ztoc: &bytes,
                     layer: &layer,
@@ -325,13 +351,16 @@ impl SociFs {
                     .duration()
                     .unwrap_or(Duration::from_secs(1)),
             };
-            let fs = LayerFs::new(
+            let mut fs = LayerFs::new(
                 tree,
                 Arc::new(SpansSource(spans.clone())),
                 &layer.to_string(),
                 state,
                 fs_opts,
             );
+            if !inner.opts.config.disable_verification {
+                fs = fs.with_verification(ztoc.clone());
+            }
             let handle = soci_layerfs::mount(
                 fs,
                 &mountpoint,
@@ -430,10 +459,9 @@ impl SociFs {
             .await
             .map_err(|e| e.to_string())
     }
-}
 
-impl RemoteLayers for SociFs {
-    async fn prepare_remote(&self, request: &RemotePrepare) -> Result<RemoteOutcome, RemoteError> {
+    /// Prepare a layer: mount it lazily, else unpack it locally, else defer it.
+    async fn prepare_layer(&self, request: &RemotePrepare) -> Result<RemoteOutcome, RemoteError> {
         let get = |k: &str| request.labels.get(k).cloned().unwrap_or_default();
         let (image, layer) = (get(labels::IMAGE_REF), get(labels::LAYER_DIGEST));
         let decline = match self.mount_layer(&request.labels, &request.mountpoint).await {
@@ -444,10 +472,13 @@ impl RemoteLayers for SociFs {
                 });
             }
             Ok(Some(d)) => d,
-            Err(e) => Decline {
-                reason: format!("lazy mount failed: {e}"),
-                local: true,
-            },
+            Err(e) => {
+                soci_metrics::inc_operation(soci_metrics::op::FUSE_MOUNT_FAILURE_COUNT, "");
+                Decline {
+                    reason: format!("lazy mount failed: {e}"),
+                    local: true,
+                }
+            }
         };
         let reason = decline.reason;
         if !decline.local {
@@ -476,6 +507,25 @@ impl RemoteLayers for SociFs {
                 Ok(RemoteOutcome::Defer)
             }
         }
+    }
+}
+
+impl RemoteLayers for SociFs {
+    async fn prepare_remote(&self, request: &RemotePrepare) -> Result<RemoteOutcome, RemoteError> {
+        let started = std::time::Instant::now();
+        let outcome = self.prepare_layer(request).await;
+        if let Ok(o) = &outcome {
+            crate::metrics_server::record_prepare(request, o);
+            if let RemoteOutcome::Mounted { .. } = o {
+                let layer = request.labels.get(labels::LAYER_DIGEST);
+                soci_metrics::observe_ms(
+                    soci_metrics::op::MOUNT,
+                    layer.map(String::as_str).unwrap_or_default(),
+                    started.elapsed(),
+                );
+            }
+        }
+        outcome
     }
 
     async fn check(&self, snapshot: &RemoteSnapshot) -> Result<(), RemoteError> {

@@ -22,6 +22,8 @@ pub mod daemon;
 mod discovery;
 mod layers;
 mod local;
+pub mod metrics_server;
+mod mirrors;
 mod modes;
 
 pub use discovery::{ImageArtifacts, NoIndex};

@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime};
 use crate::source::SpanSource;
 use crate::state::{STATE_DIR_NAME, StateFn};
 use crate::tree::{Attr, BLOCK_SIZE, FileKind, InodeTree, NodeId};
+use crate::verify::Verifier;
+use soci_format::ztoc::Ztoc;
 
 /// Inode number of the layer root (FUSE's root id).
 pub const ROOT_INO: u64 = 1;
@@ -192,6 +194,8 @@ pub struct LayerFs {
     /// Open handles of the state file and the document each one reads.
     state_handles: Mutex<HashMap<u64, Vec<u8>>>,
     next_fh: AtomicU64,
+    /// File verification on first read, when enabled.
+    verifier: Option<Verifier>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -251,12 +255,29 @@ impl LayerFs {
             state_slot: slot,
             state_handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            verifier: None,
         }
+    }
+
+    /// Verify each regular file on its first read: the tar header blocks in
+    /// front of its data (read through the span source) must describe the
+    /// file exactly as `ztoc`'s entry does (name, type, size, mtime, link
+    /// name, mode, uid, gid, device numbers, xattrs); otherwise reads of the
+    /// file fail with `EIO` and a warning names the layer and the file.
+    /// `ztoc` must be the one the tree was built from.
+    pub fn with_verification(mut self, ztoc: Arc<Ztoc>) -> LayerFs {
+        self.verifier = Some(Verifier::new(ztoc, self.tree.node_count() + 1));
+        self
     }
 
     /// The inode table.
     pub fn tree(&self) -> &InodeTree {
         &self.tree
+    }
+
+    /// The layer digest the filesystem serves.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// Cache lifetimes.
@@ -421,9 +442,26 @@ impl LayerFs {
                 _ => OpError::Invalid,
             });
         };
+        if let Some(v) = &self.verifier
+            && let Err(reason) = v.verify(node, range.offset, &*self.source)
+        {
+            let file = self
+                .tree
+                .path_of(node)
+                .unwrap_or_else(|| format!("<inode {}>", ino_of(node)));
+            tracing::warn!(
+                layer = %self.digest,
+                file = %file,
+                %reason,
+                "file verification failed: the zTOC does not match the layer's tar header"
+            );
+            soci_metrics::file_verification_failure(&self.digest);
+            return Err(OpError::Io);
+        }
         if offset >= range.size {
             return Ok(Vec::new());
         }
+        let started = std::time::Instant::now();
         let len = u64::from(size).min(range.size - offset) as usize;
         let mut buf = vec![0u8; len];
         let start = range.offset + offset;
@@ -442,6 +480,7 @@ impl LayerFs {
                 }
             }
         }
+        soci_metrics::synchronous_read(&self.digest, len as u64, started.elapsed());
         Ok(buf)
     }
 

@@ -13,6 +13,8 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, SessionACL, TimeOrNow, WriteFlags,
 };
 
+use soci_metrics::FuseOp;
+
 use crate::error::LayerFsError;
 use crate::fs::{LayerFs, OpError, XattrReply};
 use crate::tree::{Attr, FileKind};
@@ -65,10 +67,22 @@ fn xattr_reply(r: Result<XattrReply<'_>, OpError>, reply: ReplyXattr) {
 #[derive(Debug)]
 pub struct FuseLayer(pub LayerFs);
 
+impl FuseLayer {
+    /// Count the operation, and an I/O failure of it, in the metrics.
+    fn count<T>(&self, op: FuseOp, r: &Result<T, OpError>) {
+        soci_metrics::fuse_op(op);
+        if let Err(OpError::Io) = r {
+            soci_metrics::fuse_failure(op, self.0.digest());
+        }
+    }
+}
+
 impl Filesystem for FuseLayer {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let o = self.0.options();
-        match self.0.lookup(parent.0, name.as_bytes()) {
+        let r = self.0.lookup(parent.0, name.as_bytes());
+        self.count(FuseOp::Lookup, &r);
+        match r {
             Ok((ino, attr)) => reply.entry_with_ttls(
                 &o.attr_timeout,
                 &o.entry_timeout,
@@ -89,14 +103,18 @@ impl Filesystem for FuseLayer {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.0.getattr(ino.0) {
+        let r = self.0.getattr(ino.0);
+        self.count(FuseOp::Getattr, &r);
+        match r {
             Ok(attr) => reply.attr(&self.0.options().attr_timeout, &file_attr(ino.0, &attr)),
             Err(e) => reply.error(errno(e)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.0.readlink(ino.0) {
+        let r = self.0.readlink(ino.0);
+        self.count(FuseOp::Readlink, &r);
+        match r {
             Ok(target) => reply.data(target),
             Err(e) => reply.error(errno(e)),
         }
@@ -105,7 +123,9 @@ impl Filesystem for FuseLayer {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY
             || flags.0 & rustix::fs::OFlags::TRUNC.bits() as i32 != 0;
-        match self.0.open(ino.0, write) {
+        let r = self.0.open(ino.0, write);
+        self.count(FuseOp::Open, &r);
+        match r {
             Ok(o) => {
                 let mut f = FopenFlags::empty();
                 if o.keep_cache {
@@ -131,7 +151,9 @@ impl Filesystem for FuseLayer {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.0.read(ino.0, fh.0, offset, size) {
+        let r = self.0.read(ino.0, fh.0, offset, size);
+        self.count(FuseOp::Read, &r);
+        match r {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(errno(e)),
         }
@@ -152,7 +174,9 @@ impl Filesystem for FuseLayer {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.0.opendir(ino.0) {
+        let r = self.0.opendir(ino.0);
+        self.count(FuseOp::Opendir, &r);
+        match r {
             // Listings never change: let the kernel cache them.
             Ok(()) => reply.opened(
                 FileHandle(0),
@@ -170,6 +194,7 @@ impl Filesystem for FuseLayer {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let started = std::time::Instant::now();
         let r = self.0.readdir(ino.0, offset, |item| {
             reply.add(
                 INodeNo(item.ino),
@@ -178,6 +203,8 @@ impl Filesystem for FuseLayer {
                 OsStr::from_bytes(&item.name),
             )
         });
+        self.count(FuseOp::Readdir, &r);
+        soci_metrics::readdir(self.0.digest(), started.elapsed());
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
@@ -196,6 +223,7 @@ impl Filesystem for FuseLayer {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        soci_metrics::fuse_op(FuseOp::Statfs);
         let s = self.0.statfs();
         reply.statfs(
             s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
@@ -203,11 +231,15 @@ impl Filesystem for FuseLayer {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        xattr_reply(self.0.getxattr(ino.0, name.as_bytes(), size), reply)
+        let r = self.0.getxattr(ino.0, name.as_bytes(), size);
+        self.count(FuseOp::Getxattr, &r);
+        xattr_reply(r, reply)
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        xattr_reply(self.0.listxattr(ino.0, size), reply)
+        let r = self.0.listxattr(ino.0, size);
+        self.count(FuseOp::Listxattr, &r);
+        xattr_reply(r, reply)
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {

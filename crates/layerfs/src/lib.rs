@@ -29,6 +29,7 @@ mod fuse;
 mod source;
 mod state;
 mod tree;
+mod verify;
 
 pub use error::LayerFsError;
 pub use fs::{

@@ -228,13 +228,16 @@ fn worker(shared: &Shared) {
         if let Some(layer) = job.layer.upgrade()
             && let Some(span) = layer.next_unfetched(job.next)
         {
-            fetched = Some(match layer.fetch_span(span) {
+            let started = Instant::now();
+            let ok = match layer.fetch_span(span) {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(layer = %layer.layer(), span, error = %e, "background fetch failed");
                     false
                 }
-            });
+            };
+            soci_metrics::background_span_fetch(&layer.layer().to_string(), ok, started.elapsed());
+            fetched = Some(ok);
             job.next = span + 1;
             requeue = span < layer.max_span_id();
         }

@@ -124,6 +124,8 @@ type Sink<'a> = dyn FnMut(SpanId, &SpanBytes<'_>) -> io::Result<()> + 'a;
 /// Concurrent readers of a span wait for a single fetch.
 pub struct SpanManager {
     layer: Digest,
+    /// `layer` as a metrics label.
+    label: String,
     ztoc: Arc<Ztoc>,
     zinfo: Zinfo,
     spans: Vec<Span>,
@@ -254,6 +256,7 @@ impl SpanManager {
                     })
                     .collect(),
             ),
+            label: layer.to_string(),
             layer,
             ztoc,
             zinfo,
@@ -285,7 +288,7 @@ impl SpanManager {
         if mgr.zinfo.algorithm() == CompressionAlgorithm::Gzip {
             let range = 0..header_len;
             let header = mgr
-                .with_retries(|| mgr.read_ranges(std::slice::from_ref(&range)))
+                .with_retries(|| mgr.read_ranges(std::slice::from_ref(&range), false))
                 .map_err(|(source, attempts)| SpanError::Fetch {
                     layer: mgr.layer.clone(),
                     first_span: 0,
@@ -549,6 +552,7 @@ impl SpanManager {
         match sink(s, &SpanBytes::Cached(&c)) {
             Ok(()) => {
                 bump(&self.counters.cache_hits, 1);
+                soci_metrics::span_cache(&self.label, true);
                 true
             }
             Err(e) => {
@@ -601,6 +605,7 @@ impl SpanManager {
                         .is_some();
                     if hit {
                         bump(&self.counters.cache_hits, 1);
+                        soci_metrics::span_cache(&self.label, true);
                     }
                     hit
                 }
@@ -608,6 +613,7 @@ impl SpanManager {
             if hit {
                 claim.finish(s, Ok(true));
             } else {
+                soci_metrics::span_cache(&self.label, false);
                 to_fetch.push(s);
             }
         }
@@ -615,7 +621,9 @@ impl SpanManager {
             return Ok(());
         }
         let mut first_error = None;
-        for (s, compressed) in self.fetch_verified(&to_fetch) {
+        // Without a reader waiting, the fetch is for the background fetcher or prefetch.
+        let background = sink.is_none();
+        for (s, compressed) in self.fetch_verified(&to_fetch, background) {
             let outcome = compressed
                 .and_then(|c| self.decompress(s, &c))
                 .and_then(|data| {
@@ -682,13 +690,17 @@ impl SpanManager {
 
     /// Fetch the compressed bytes of `spans` and check each against its digest,
     /// re-fetching failed ones as configured. One result per span.
-    fn fetch_verified(&self, spans: &[SpanId]) -> Vec<(SpanId, Result<Vec<u8>, SpanError>)> {
+    fn fetch_verified(
+        &self,
+        spans: &[SpanId],
+        background: bool,
+    ) -> Vec<(SpanId, Result<Vec<u8>, SpanError>)> {
         let mut results: BTreeMap<SpanId, Result<Vec<u8>, SpanError>> = BTreeMap::new();
         let mut todo: Vec<SpanId> = spans.to_vec();
         let mut attempts = 0u32;
         while !todo.is_empty() {
             let plan = self.plan(&todo);
-            let bufs = match self.with_retries(|| self.read_ranges(&plan.ranges)) {
+            let bufs = match self.with_retries(|| self.read_ranges(&plan.ranges, background)) {
                 Ok(bufs) => bufs,
                 Err((source, tries)) => {
                     let (first, last) = (todo[0], *todo.last().expect("not empty"));
@@ -725,6 +737,7 @@ impl SpanManager {
                     results.insert(s, Ok(bytes.to_vec()));
                 } else {
                     bump(&self.counters.verification_failures, 1);
+                    soci_metrics::span_verification_failure(&self.label);
                     let err = SpanError::Verification {
                         layer: self.layer.clone(),
                         span: s,
@@ -780,17 +793,24 @@ impl SpanManager {
     }
 
     /// One `read_ranges` call, with its result checked for shape.
-    fn read_ranges(&self, ranges: &[Range<u64>]) -> Result<Vec<Vec<u8>>, FetchFailure> {
+    /// `background`: made for the background fetcher or prefetch, not a reader.
+    fn read_ranges(
+        &self,
+        ranges: &[Range<u64>],
+        background: bool,
+    ) -> Result<Vec<Vec<u8>>, FetchFailure> {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
         bump(&self.counters.fetch_requests, 1);
+        let started = std::time::Instant::now();
         let bufs = self
             .reader
             .read_ranges(&self.layer, ranges)
             .map_err(content_failure)?;
         let got: u64 = bufs.iter().map(|b| b.len() as u64).sum();
         bump(&self.counters.fetched_compressed_bytes, got);
+        soci_metrics::blob_read(&self.label, background, got, started.elapsed());
         if bufs.len() != ranges.len() {
             return Err(FetchFailure::WrongLength {
                 start: ranges[0].start,

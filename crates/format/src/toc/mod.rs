@@ -219,6 +219,34 @@ pub fn build_toc_buffered<R: BufRead + ?Sized>(r: &mut R) -> Result<Toc, TocErro
     })
 }
 
+/// Parse the header blocks of one entry, the bytes `[tar_header_offset,
+/// uncompressed_offset)` of a layer (PAX and GNU extension headers, and for
+/// PAX sparse 1.0 files the sparse map, included), exactly as [`build_toc`]
+/// reads them. The result's `uncompressed_offset` is `tar_header_offset` plus
+/// the bytes the entry's headers took; what follows them in `headers` (the
+/// entry's data, if given) is not read. Used to check a zTOC entry against the
+/// layer before serving a file.
+pub fn parse_entry_headers(
+    headers: &[u8],
+    tar_header_offset: u64,
+) -> Result<FileMetadata, TocError> {
+    let mut r: &[u8] = headers;
+    let mut walker = Walker {
+        input: Input {
+            r: &mut r,
+            pos: tar_header_offset,
+        },
+        pending_data: 0,
+        pending_pad: 0,
+        current: None,
+        next_header_offset: tar_header_offset,
+    };
+    walker.next_entry()?.ok_or_else(|| TocError::Truncated {
+        offset: tar_header_offset,
+        what: "no tar header (end of archive)".into(),
+    })
+}
+
 /// Position-counting reader over a `BufRead`.
 struct Input<'a, R: ?Sized> {
     r: &'a mut R,

@@ -7,3 +7,4 @@ mod mount;
 mod oracle;
 mod overlay;
 mod util;
+mod verify;

@@ -5,5 +5,6 @@ mod cache;
 mod common;
 mod concurrency;
 mod faults;
+mod metrics;
 mod read;
 mod validate;
