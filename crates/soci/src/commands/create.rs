@@ -1,23 +1,18 @@
 //! `soci create`: SOCI index manifests v1 into the local store.
 
-use std::collections::HashMap;
-use std::io::Read;
-use std::sync::Mutex;
-
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use soci_artifacts::{ArtifactEntry, ArtifactType, ArtifactsDb};
-use soci_content::{BlobSource, ContentError};
 use soci_format::Digest;
 use soci_format::json;
-use soci_indexer::{CreateOptions, Event, Events, ExistingZtocs};
+use soci_indexer::{CreateOptions, ExistingZtocs};
 
-use super::convert::{PrintEvents, build_config, platform_selection};
+use super::convert::{PrintEvents, ProgressSource, build_config, platform_selection};
 use super::local::{ArtifactStore, ImageArg, open_local, parse_image, with_image};
 use crate::cli::{CreateArgs, GlobalArgs};
-use crate::progress::{Bar, Progress, human_bytes};
+use crate::progress::{Progress, human_bytes};
 
 /// zTOCs recorded in the artifacts database whose blobs are still stored.
 struct StoredZtocs<'a> {
@@ -30,75 +25,6 @@ impl ExistingZtocs for StoredZtocs<'_> {
         let e = self.db.ztoc_for_layer(layer, span_size).ok()??;
         let d: Digest = e.digest.parse().ok()?;
         self.store.read_blob(&d, e.size.max(1), "zTOC").ok()
-    }
-}
-
-/// Upstream's per-layer lines, with a byte bar per layer being indexed.
-struct ProgressEvents<'a> {
-    progress: &'a Progress,
-    bars: Mutex<HashMap<String, Bar>>,
-}
-
-impl Events for ProgressEvents<'_> {
-    fn event(&self, e: &Event<'_>) {
-        match e {
-            Event::LayerStarted { layer, size } => {
-                let bar = self.progress.bar(format!("layer {layer}"), *size);
-                self.bars
-                    .lock()
-                    .expect("poisoned")
-                    .insert(layer.to_string(), bar);
-            }
-            Event::ZtocBuilt { layer, .. } => {
-                if let Some(b) = self.bars.lock().expect("poisoned").remove(*layer) {
-                    b.finish();
-                }
-            }
-            _ => {}
-        }
-        PrintEvents::new(self.progress.clone(), false).event(e);
-    }
-}
-
-/// The image's blobs, counting layer bytes into the bars.
-struct CountingSource<'a> {
-    inner: &'a dyn BlobSource,
-    events: &'a ProgressEvents<'a>,
-}
-
-struct CountingReader<'a> {
-    inner: Box<dyn Read + Send + 'a>,
-    digest: String,
-    events: &'a ProgressEvents<'a>,
-}
-
-impl Read for CountingReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(b) = self.events.bars.lock().expect("poisoned").get(&self.digest) {
-            b.inc(n as u64);
-        }
-        Ok(n)
-    }
-}
-
-impl BlobSource for CountingSource<'_> {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn blob_size(&self, digest: &Digest) -> Option<u64> {
-        self.inner.blob_size(digest)
-    }
-    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + Send + '_>, ContentError> {
-        let inner = self.inner.open_blob(digest)?;
-        if !self.events.progress.enabled() {
-            return Ok(inner);
-        }
-        Ok(Box::new(CountingReader {
-            inner,
-            digest: digest.to_string(),
-            events: self.events,
-        }))
     }
 }
 
@@ -132,15 +58,12 @@ pub(crate) fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     };
     let existing: Option<&dyn ExistingZtocs> = (!args.build.force).then_some(&stored as _);
     let progress = Progress::new(false);
-    let events = ProgressEvents {
-        progress: &progress,
-        bars: Mutex::new(HashMap::new()),
-    };
+    let events = PrintEvents::new(progress.clone(), false);
     let (outcome, root_digest) =
         with_image(global, local.ctrd.as_ref(), &image, |source, root| {
-            let counting = CountingSource {
+            let counting = ProgressSource {
                 inner: source,
-                events: &events,
+                progress: &progress,
             };
             let o = soci_indexer::create(
                 &counting, root, &cfg, &selection, &options, existing, &events,
