@@ -692,6 +692,64 @@ fn containerd_runs_busybox_through_soci() {
         "{names:?}"
     );
 
+    // Commit the container's active snapshot through containerd, then read
+    // the written file back through a view of the committed snapshot.
+    run_ok(
+        &mut ctr(&[
+            "snapshots",
+            "--snapshotter",
+            "soci",
+            "commit",
+            "keep-committed",
+            "keep",
+        ]),
+        t,
+    );
+    let listing = run_ok(&mut ctr(&["snapshots", "--snapshotter", "soci", "ls"]), t);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("keep-committed ") && l.contains("Committed")),
+        "{listing}"
+    );
+    run_ok(
+        &mut ctr(&[
+            "snapshots",
+            "--snapshotter",
+            "soci",
+            "view",
+            "keep-view",
+            "keep-committed",
+        ]),
+        t,
+    );
+    let view_dir = w.join("keep-view");
+    std::fs::create_dir_all(&view_dir).unwrap();
+    let view_mount = run_ok(
+        &mut ctr(&[
+            "snapshots",
+            "--snapshotter",
+            "soci",
+            "mounts",
+            &view_dir.display().to_string(),
+            "keep-view",
+        ]),
+        t,
+    );
+    let mount_cmd = view_mount.trim().to_string();
+    run_ok(Command::new("sh").arg("-c").arg(&mount_cmd), t);
+    let seen = std::fs::read_to_string(view_dir.join("soci-e2e-file"));
+    let _ = Command::new("umount").arg(&view_dir).status();
+    assert_eq!(seen.unwrap(), "written-in-container\n");
+    run_ok(
+        &mut ctr(&["snapshots", "--snapshotter", "soci", "rm", "keep-view"]),
+        t,
+    );
+    run_ok(
+        &mut ctr(&["snapshots", "--snapshotter", "soci", "rm", "keep-committed"]),
+        t,
+    );
+
     // Remove container and image: the snapshots and their directories go.
     run_ok(&mut ctr(&["containers", "rm", "keep"]), t);
     run_ok(&mut ctr(&["images", "rm", "--sync", image]), t);
