@@ -789,3 +789,37 @@ fn containerd_image_converts_in_place_with_gc_labels() {
     let e = failed(&run(&[&src, &format!("docker://{}/app:mixed", reg.addr)]));
     assert!(e.contains("containerd"), "{e}");
 }
+
+/// A source registry that accepts connections and never answers: `--timeout`
+/// ends the convert with a clear error and no output.
+#[test]
+fn convert_gives_up_at_the_timeout_when_the_registry_does_not_answer() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("out.tar");
+    let started = std::time::Instant::now();
+    let e = failed(&soci_env(
+        &[
+            "--timeout",
+            "2s",
+            "--root",
+            tmp.path().join("root").to_str().unwrap(),
+            "convert",
+            &format!("docker://{addr}/app:v1"),
+            &format!("oci-archive:{}:v1", dst.display()),
+        ],
+        &[],
+    ));
+    assert!(e.contains("did not finish within --timeout 2s"), "{e}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the timeout did not stop the convert"
+    );
+    assert!(
+        !dst.exists(),
+        "a partial output was left at {}",
+        dst.display()
+    );
+    drop(silent);
+}

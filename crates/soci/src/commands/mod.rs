@@ -14,6 +14,14 @@ use crate::cli::{Cli, Command, ImageCommand, IndexCommand, PrefetchCommand, Ztoc
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // `push` and `image rpull` apply `--timeout` to their own registry and
+    // containerd calls (and clean up after themselves); every other command
+    // is bounded as a whole.
+    if !matches!(cli.command, Command::Push(_) | Command::Image(_))
+        && let Some(limit) = cli.global.timeout.as_deref()
+    {
+        watchdog(limit, command_name(&cli.command))?;
+    }
     match cli.command {
         Command::Convert(args) => convert::run(&cli.global, args),
         Command::Image(ImageCommand::Rpull(args)) => image::rpull(&cli.global, args),
@@ -29,4 +37,36 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Prefetch(PrefetchCommand::Info(args)) => prefetch::info(&cli.global, args),
         Command::RebuildDb => local::rebuild_db(&cli.global),
     }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Convert(_) => "convert",
+        Command::Image(_) => "image",
+        Command::Ztoc(_) => "ztoc",
+        Command::Create(_) => "create",
+        Command::Push(_) => "push",
+        Command::Index(_) => "index",
+        Command::Prefetch(_) => "prefetch",
+        Command::RebuildDb => "rebuild-db",
+    }
+}
+
+/// End the process with an error when the command outlives `--timeout`.
+/// Outputs are written atomically (layouts renamed into place, registry tags
+/// pushed last), so stopping at any point leaves no half-written result.
+fn watchdog(limit: &str, name: &'static str) -> anyhow::Result<()> {
+    let d = image::parse_timeout(limit)?;
+    let limit = limit.to_string();
+    std::thread::Builder::new()
+        .name("soci-timeout".into())
+        .spawn(move || {
+            std::thread::sleep(d);
+            eprintln!(
+                "soci: {name} did not finish within --timeout {limit}; nothing was tagged or written \
+                 (raise --timeout and run it again)"
+            );
+            std::process::exit(1);
+        })?;
+    Ok(())
 }
