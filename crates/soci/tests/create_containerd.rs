@@ -133,6 +133,10 @@ fn create_on_a_containerd_image_into_either_store() {
     assert_eq!(info["subject"]["digest"], manifest.as_str());
     let ztoc = info["layers"][0]["digest"].as_str().unwrap().to_string();
     assert!(!root.join("content/blobs/sha256").join(&index[7..]).exists());
+    // `ztoc info` reads the zTOC from containerd's content store.
+    assert!(!root.join("content/blobs/sha256").join(&ztoc[7..]).exists());
+    let zinfo = json(ok(&ctrd, &root, "containerd", &["ztoc", "info", &ztoc]).as_bytes());
+    assert!(zinfo["num_files"].as_u64().unwrap() > 0, "{zinfo}");
 
     // Stored in containerd with the GC references upstream sets, and held by
     // the image label through a garbage collection.

@@ -23,7 +23,7 @@ use super::convert::{
     Endpoint, Opened, Registry, endpoint, open_location, registry, soci_index_entries,
 };
 use super::convert_containerd::{connect, containerd_name, open_image};
-use crate::cli::{GlobalArgs, ZtocGetFileArgs, ZtocInfoArgs, ZtocListArgs};
+use crate::cli::{ContentStoreKind, GlobalArgs, ZtocGetFileArgs, ZtocInfoArgs, ZtocListArgs};
 
 /// zTOCs are small; refuse absurd ones.
 const MAX_ZTOC: u64 = 256 << 20;
@@ -49,6 +49,23 @@ fn open_db(root: &Path) -> anyhow::Result<ArtifactsDb> {
 
 fn open_store(root: &Path) -> anyhow::Result<SociStore> {
     Ok(SociStore::open(&soci_artifacts::content_store_path(root))?)
+}
+
+/// The bytes of a recorded zTOC: from the soci store (where `convert` and
+/// `create --content-store soci` put them), else, with `--content-store
+/// containerd`, from containerd's content store (where `create` puts them).
+fn read_ztoc(global: &GlobalArgs, store: &SociStore, d: &Digest) -> anyhow::Result<Vec<u8>> {
+    if store.has_blob(d) || global.content_store != ContentStoreKind::Containerd {
+        return Ok(store.read_blob(d, MAX_ZTOC, "ztoc")?);
+    }
+    let (rt, ctrd) = connect(global).with_context(|| {
+        format!(
+            "zTOC {d} is not in {} and containerd's content store cannot be read",
+            global.root.display()
+        )
+    })?;
+    let source = ContentSource::new(ctrd, rt.handle().clone());
+    Ok(source.read_blob(d, MAX_ZTOC, "ztoc")?)
 }
 
 /// Lines aligned like Go's `tabwriter.NewWriter(w, 8, 8, 4, ' ', 0)` with
@@ -315,7 +332,7 @@ pub(crate) fn info(global: &GlobalArgs, args: ZtocInfoArgs) -> anyhow::Result<()
         );
     }
     let store = open_store(&global.root)?;
-    let bytes = store.read_blob(&d, MAX_ZTOC, "ztoc")?;
+    let bytes = read_ztoc(global, &store, &d)?;
     let z = Ztoc::from_bytes(&bytes).with_context(|| format!("zTOC {d}"))?;
     let zinfo = zinfo_of(&z)?;
     let mut files = Vec::new();
@@ -519,7 +536,7 @@ pub(crate) fn get_file(global: &GlobalArgs, args: ZtocGetFileArgs) -> anyhow::Re
             }
             let layer = parse_digest(&entry.original_digest)?;
             let store = open_store(&global.root)?;
-            let zbytes = store.read_blob(&zd, MAX_ZTOC, "ztoc")?;
+            let zbytes = read_ztoc(global, &store, &zd)?;
             let z = Ztoc::from_bytes(&zbytes).with_context(|| format!("zTOC {zd}"))?;
             if store.has_blob(&layer) {
                 extract(&z, &layer, &LayerReader::Stream(&store), &args.file)?
