@@ -76,7 +76,7 @@ async fn push_image(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_and_read_back_byte_identical() {
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_temp();
     let c = client();
     let r = repo(&reg, "soci/roundtrip");
     let (bytes, digest, layer) = push_image(&c, &r, "v1", 1).await;
@@ -132,7 +132,7 @@ async fn push_and_read_back_byte_identical() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_things_are_reported_clearly() {
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_temp();
     let c = client();
     let r = repo(&reg, "soci/missing");
     let e = c
@@ -168,7 +168,7 @@ async fn missing_things_are_reported_clearly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranged_reads() {
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_temp();
     let c = client();
     let r = repo(&reg, "soci/ranges");
     let blob = random(7, 700_000);
@@ -228,7 +228,7 @@ async fn ranged_reads() {
 
 #[test]
 fn blocking_range_reader_on_plain_threads_and_inside_runtimes() {
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_temp();
     let rt = Arc::new(BlockingRuntime::new().unwrap());
     let c = client();
     let r = repo(&reg, "soci/blocking");
@@ -327,7 +327,7 @@ fn blocking_range_reader_on_plain_threads_and_inside_runtimes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_push_verifies_and_skips_existing() {
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_temp();
     let c = client();
     let r = repo(&reg, "soci/stream");
     // Larger than one upload chunk, so several PATCHes are sent.
@@ -398,7 +398,7 @@ async fn streaming_push_verifies_and_skips_existing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_repository_mount() {
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_temp();
     let c = client();
     let a = repo(&reg, "soci/source");
     let b = repo(&reg, "soci/target");
@@ -460,7 +460,7 @@ fn soci_index_for(subject: &Descriptor, artifact_type: &str, seed: u64) -> Vec<u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn referrers_fall_back_to_the_tag_schema() {
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_temp();
     let c = client();
     let r = repo(&reg, "soci/referrers");
     let (bytes, subject, _) = push_image(&c, &r, "v1", 2).await;
@@ -557,7 +557,7 @@ fn b64(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn htpasswd_registry_with_docker_config_credentials() {
-    let reg = TestRegistry::start_with_htpasswd("user", "pass");
+    let reg = TestRegistry::start_temp_with_auth(Some(("user", "pass")));
     let r = repo(&reg, "soci/private");
 
     // Credentials from a docker config (`auths`, base64 user:password).
@@ -680,7 +680,7 @@ async fn unreachable_registry_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_blob_fails_verification() {
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_temp();
     let c = client();
     let r = repo(&reg, "soci/corrupt");
     let (_, _, layer) = push_image(&c, &r, "v1", 9).await;
@@ -723,7 +723,7 @@ async fn corrupted_blob_fails_verification() {
 
 #[test]
 fn remote_image_reads_like_a_layout_and_catches_corruption() {
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_temp();
     let rt = Arc::new(BlockingRuntime::new().unwrap());
     let c = client();
     let r = repo(&reg, "soci/remote");
@@ -766,7 +766,7 @@ fn remote_image_reads_like_a_layout_and_catches_corruption() {
 
 #[test]
 fn image_pushed_by_skopeo_is_readable() {
-    let reg = TestRegistry::start();
+    let reg = TestRegistry::start_temp();
     // An OCI layout written by hand, copied into the registry by skopeo.
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");

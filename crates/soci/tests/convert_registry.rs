@@ -143,7 +143,7 @@ fn check_converted(reg: &str, repo_tag: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn registry_to_registry_then_skopeo_copy_and_get_file() {
-    let reg = StoredRegistry::start(None);
+    let reg = StoredRegistry::start_temp_with_auth(None);
     let tmp = tempfile::tempdir().unwrap();
     let (lb, files) = build_image(&tmp.path().join("src"));
     push_layout(&lb.dir, &format!("docker://{}/app:v1", reg.addr));
@@ -304,8 +304,8 @@ fn registry_to_registry_then_skopeo_copy_and_get_file() {
 
 #[test]
 fn cross_registry_convert_uploads_layers_once() {
-    let src_reg = StoredRegistry::start(None);
-    let dst_reg = StoredRegistry::start(None);
+    let src_reg = StoredRegistry::start_temp_with_auth(None);
+    let dst_reg = StoredRegistry::start_temp_with_auth(None);
     let tmp = tempfile::tempdir().unwrap();
     let (lb, files) = build_image(&tmp.path().join("src"));
     push_layout(&lb.dir, &format!("docker://{}/app:v1", src_reg.addr));
@@ -363,7 +363,7 @@ fn cross_registry_convert_uploads_layers_once() {
 
 #[test]
 fn oci_archive_to_registry_round_trips_through_skopeo() {
-    let reg = StoredRegistry::start(None);
+    let reg = StoredRegistry::start_temp_with_auth(None);
     let tmp = tempfile::tempdir().unwrap();
     let (lb, _) = build_image(&tmp.path().join("src"));
     let tar = tmp.path().join("image.tar");
@@ -450,7 +450,7 @@ fn oci_archive_to_registry_round_trips_through_skopeo() {
 
 #[test]
 fn docker_config_credentials_and_clear_auth_errors() {
-    let reg = StoredRegistry::start(Some(("alice", "s3cret")));
+    let reg = StoredRegistry::start_temp_with_auth(Some(("alice", "s3cret")));
     let tmp = tempfile::tempdir().unwrap();
     let (lb, _) = build_image(&tmp.path().join("src"));
     skopeo(&[
@@ -507,7 +507,7 @@ fn docker_config_credentials_and_clear_auth_errors() {
 
 #[test]
 fn bad_input_fails_clearly_and_creates_no_tag() {
-    let reg = StoredRegistry::start(None);
+    let reg = StoredRegistry::start_temp_with_auth(None);
     let tmp = tempfile::tempdir().unwrap();
     let (lb, files) = build_image(&tmp.path().join("src"));
     push_layout(&lb.dir, &format!("docker://{}/app:v1", reg.addr));
@@ -669,7 +669,7 @@ fn containerd_image_converts_in_place_with_gc_labels() {
         return;
     }
     require_containerd_setup();
-    let reg = StoredRegistry::start(None);
+    let reg = StoredRegistry::start_temp_with_auth(None);
     let tmp = tempfile::tempdir().unwrap();
     let (lb, files) = build_image(&tmp.path().join("src"));
     push_layout(&lb.dir, &format!("docker://{}/app:v1", reg.addr));
@@ -681,7 +681,7 @@ fn containerd_image_converts_in_place_with_gc_labels() {
     let src = format!("{}/app:v1", reg.addr);
     let dst = format!("{}/app:soci", reg.addr);
     // The synthetic layers have made-up diff ids: fetch, do not unpack.
-    ctrd.ctr(&["content", "fetch", "--plain-http", &src]);
+    ctrd.ctr_stdout(&["content", "fetch", "--plain-http", &src]);
     let root = tmp.path().join("root");
     let sock = ctrd.socket.to_str().unwrap().to_string();
     let base = [
@@ -703,7 +703,7 @@ fn containerd_image_converts_in_place_with_gc_labels() {
     };
     let digest = ok(&run(&[&src, &dst])).trim().to_string();
     assert!(digest.starts_with("sha256:"), "{digest}");
-    let images = ctrd.ctr(&["images", "ls"]);
+    let images = ctrd.ctr_stdout(&["images", "ls"]);
     let line = images
         .lines()
         .find(|l| l.starts_with(&dst))
@@ -713,7 +713,7 @@ fn containerd_image_converts_in_place_with_gc_labels() {
     // Garbage collection keeps every new blob: the image holds the index,
     // which holds the manifests and SOCI indexes, which hold the zTOCs.
     ctrd.collect_garbage();
-    let index = json(ctrd.ctr(&["content", "get", &digest]).as_bytes());
+    let index = json(ctrd.ctr_stdout(&["content", "get", &digest]).as_bytes());
     let soci_entry = index["manifests"]
         .as_array()
         .unwrap()
@@ -722,7 +722,7 @@ fn containerd_image_converts_in_place_with_gc_labels() {
         .expect("a SOCI index entry")
         .clone();
     let soci_index = json(
-        ctrd.ctr(&["content", "get", soci_entry["digest"].as_str().unwrap()])
+        ctrd.ctr_stdout(&["content", "get", soci_entry["digest"].as_str().unwrap()])
             .as_bytes(),
     );
     assert_eq!(soci_index["config"]["mediaType"], V2);
@@ -734,7 +734,7 @@ fn containerd_image_converts_in_place_with_gc_labels() {
         assert_eq!(out.stdout.len() as u64, z["size"].as_u64().unwrap());
     }
     let image_manifest = json(
-        ctrd.ctr(&["content", "get", &annotations(&soci_entry)[MANIFEST_DIGEST]])
+        ctrd.ctr_stdout(&["content", "get", &annotations(&soci_entry)[MANIFEST_DIGEST]])
             .as_bytes(),
     );
     assert_eq!(

@@ -70,7 +70,7 @@ fn create_on_a_containerd_image_into_either_store() {
     require_containerd_setup();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let reg = Registry::start();
+    let reg = Registry::start_temp();
     let lb = LayoutBuilder::new(&dir.join("layout"));
     let big_tar = tar_of(&layer_items(21, 30, 300_000));
     let small_tar = tar_of(&[Item::File("etc/motd".into(), data(2, 100))]);
@@ -88,10 +88,10 @@ fn create_on_a_containerd_image_into_either_store() {
         &format!("oci:{}:v1", lb.dir.display()),
         &format!("docker://{image}"),
     ]);
-    let daemon = Daemon::start(&dir.join("daemon"));
+    let daemon = Daemon::start(&dir.join("daemon"), "");
     let ns = format!("create-{}", std::process::id());
     let ctrd = Containerd::start(&dir.join("containerd"), &daemon.socket, &ns);
-    ctrd.ctr(&["images", "pull", "--plain-http", &image]);
+    ctrd.ctr_stdout(&["images", "pull", "--plain-http", &image]);
     let root = dir.join("root");
 
     // A plain reference names the containerd image; artifacts go to
@@ -141,9 +141,9 @@ fn create_on_a_containerd_image_into_either_store() {
     // Stored in containerd with the GC references upstream sets, and held by
     // the image label through a garbage collection.
     ctrd.collect_garbage();
-    let raw = ctrd.ctr(&["content", "get", &index]);
+    let raw = ctrd.ctr_stdout(&["content", "get", &index]);
     assert_eq!(soci_format::Digest::of(raw.as_bytes()).to_string(), index);
-    let listing = ctrd.ctr(&["content", "ls"]);
+    let listing = ctrd.ctr_stdout(&["content", "ls"]);
     let line = listing
         .lines()
         .find(|l| l.starts_with(&index))
@@ -159,7 +159,7 @@ fn create_on_a_containerd_image_into_either_store() {
     let z = ctrd.ctr_raw(&["content", "get", &ztoc]);
     assert!(z.status.success());
     assert_eq!(soci_format::Digest::of(&z.stdout).to_string(), ztoc);
-    let images = ctrd.ctr(&["images", "ls"]);
+    let images = ctrd.ctr_stdout(&["images", "ls"]);
     assert!(
         images.contains(&format!("containerd.io/gc.ref.content.soci-index={index}")),
         "{images}"

@@ -81,7 +81,7 @@ fn referrers_tag_index(reg: &Registry, manifest: &str) -> serde_json::Value {
 
 #[test]
 fn create_from_registry_then_push_uses_the_tag_fallback() {
-    let reg = Registry::start();
+    let reg = Registry::start_temp();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let (manifest, big) = publish(&reg, &tmp.path().join("layout"));
@@ -232,7 +232,7 @@ fn create_from_registry_then_push_uses_the_tag_fallback() {
 
 #[test]
 fn push_and_create_reject_bad_references() {
-    let reg = Registry::start();
+    let reg = Registry::start_temp();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let o = run(&root, &["push", &format!("oci:{}", tmp.path().display())]);

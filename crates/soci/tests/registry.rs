@@ -7,7 +7,7 @@ use common::*;
 
 #[test]
 fn skopeo_pushes_converted_layout_to_registry() {
-    let reg = Registry::start();
+    let reg = Registry::start_temp();
     let tmp = tempfile::tempdir().unwrap();
     let lb = LayoutBuilder::new(&tmp.path().join("src"));
     let items = layer_items(42, 20, 400_000);
@@ -94,7 +94,7 @@ fn skopeo_pushes_converted_layout_to_registry() {
 
 #[test]
 fn reconverting_a_copy_that_lost_artifact_type_replaces_the_soci_index() {
-    let reg = Registry::start();
+    let reg = Registry::start_temp();
     let tmp = tempfile::tempdir().unwrap();
     let lb = LayoutBuilder::new(&tmp.path().join("src"));
     let blob = gzip(&tar_of(&layer_items(43, 10, 300_000)), 6);

@@ -55,8 +55,8 @@ fn rpull(ctrd: &Containerd, daemon: &Daemon, args: &[&str]) -> String {
         o.status.success(),
         "soci {full:?} failed:\n{}\ncontainerd log:\n{}\ndaemon log:\n{}",
         text(&o),
-        tail(&ctrd.proc.log, 30),
-        tail(&daemon.proc.log, 30)
+        tail(&ctrd.proc.log_text(), 30),
+        tail(&daemon.proc.log_text(), 30)
     );
     String::from_utf8(o.stdout).unwrap()
 }
@@ -80,7 +80,7 @@ fn rpull_without_index_pulls_every_layer_and_ctr_runs_it() {
     require_containerd_setup();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let reg = Registry::start();
+    let reg = Registry::start_temp();
     let layout = busybox_layout(dir);
     let image = format!("{}/bb:latest", reg.addr);
     skopeo(&[
@@ -90,7 +90,7 @@ fn rpull_without_index_pulls_every_layer_and_ctr_runs_it() {
         &format!("docker://{image}"),
     ]);
 
-    let daemon = Daemon::start(&dir.join("daemon"));
+    let daemon = Daemon::start(&dir.join("daemon"), "");
     let ctrd = Containerd::start(
         &dir.join("containerd"),
         &daemon.socket,
@@ -111,7 +111,7 @@ fn rpull_without_index_pulls_every_layer_and_ctr_runs_it() {
 
     // containerd knows the image under the reference, and the snapshots under
     // their chain IDs, top last.
-    let images = ctrd.ctr(&["images", "ls", "-q"]);
+    let images = ctrd.ctr_stdout(&["images", "ls", "-q"]);
     assert_eq!(images.lines().collect::<Vec<_>>(), vec![image.as_str()]);
     let snaps = ctrd.soci_snapshots();
     assert_eq!(snaps.len(), 3, "{snaps:?}");
@@ -119,13 +119,13 @@ fn rpull_without_index_pulls_every_layer_and_ctr_runs_it() {
         snaps.iter().any(|(n, p)| *n == top && !p.is_empty()),
         "{snaps:?}"
     );
-    let content = ctrd.ctr(&["content", "ls"]);
+    let content = ctrd.ctr_stdout(&["content", "ls"]);
     assert!(
         content.contains(&format!("containerd.io/gc.ref.snapshot.soci={top}")),
         "the config marks the image unpacked on soci:\n{content}"
     );
     assert!(
-        ctrd.ctr(&["leases", "ls", "-q"]).trim().is_empty(),
+        ctrd.ctr_stdout(&["leases", "ls", "-q"]).trim().is_empty(),
         "the pull lease is gone"
     );
 
@@ -135,7 +135,7 @@ fn rpull_without_index_pulls_every_layer_and_ctr_runs_it() {
 
     // containerd sees the image as unpacked on soci and runs it.
     let id = format!("hello-{}", std::process::id());
-    let hello = ctrd.ctr(&[
+    let hello = ctrd.ctr_stdout(&[
         "run",
         "--snapshotter",
         "soci",
@@ -149,7 +149,7 @@ fn rpull_without_index_pulls_every_layer_and_ctr_runs_it() {
     // All three layers are there, with whiteouts and the opaque directory
     // applied by containerd's applier.
     let id2 = format!("layers-{}", std::process::id());
-    let listing = ctrd.ctr(&[
+    let listing = ctrd.ctr_stdout(&[
         "run",
         "--snapshotter",
         "soci",
@@ -181,7 +181,7 @@ fn rpull_of_a_soci_converted_index_picks_the_image_manifest() {
     require_containerd_setup();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let reg = Registry::start();
+    let reg = Registry::start_temp();
     let layout = busybox_layout(dir);
     let archive = dir.join("img.tar");
     let st = std::process::Command::new("tar")
@@ -212,7 +212,7 @@ fn rpull_of_a_soci_converted_index_picks_the_image_manifest() {
         &format!("docker://{image}"),
     ]);
 
-    let daemon = Daemon::start(&dir.join("daemon"));
+    let daemon = Daemon::start(&dir.join("daemon"), "");
     let ctrd = Containerd::start(
         &dir.join("containerd"),
         &daemon.socket,
@@ -221,12 +221,12 @@ fn rpull_of_a_soci_converted_index_picks_the_image_manifest() {
     let out = rpull(&ctrd, &daemon, &["--platform", "linux/amd64", &image]);
     assert!(out.contains("3 layer(s)"), "{out}");
     // The image record points at the index, as containerd would name it.
-    let images = ctrd.ctr(&["images", "ls"]);
+    let images = ctrd.ctr_stdout(&["images", "ls"]);
     assert!(
         images.contains(&image) && images.contains("application/vnd.oci.image.index.v1+json"),
         "{images}"
     );
-    let hello = ctrd.ctr(&[
+    let hello = ctrd.ctr_stdout(&[
         "run",
         "--snapshotter",
         "soci",
@@ -272,7 +272,7 @@ fn rpull_of_a_soci_converted_index_picks_the_image_manifest() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--timeout") && err.contains(&image), "{err}");
-    assert!(ctrd.ctr(&["leases", "ls", "-q"]).trim().is_empty());
+    assert!(ctrd.ctr_stdout(&["leases", "ls", "-q"]).trim().is_empty());
 }
 
 #[test]
@@ -434,7 +434,7 @@ fn rpull_labels_reach_the_snapshotter_and_provided_layers_are_not_pulled() {
     require_containerd_setup();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let reg = Registry::start();
+    let reg = Registry::start_temp();
     let layout = busybox_layout(dir);
     let image = format!("{}/bb:lazy", reg.addr);
     skopeo(&[
@@ -493,7 +493,7 @@ fn rpull_labels_reach_the_snapshotter_and_provided_layers_are_not_pulled() {
         o.status.success(),
         "{}\ncontainerd log:\n{}",
         text(&o),
-        tail(&ctrd.proc.log, 30)
+        tail(&ctrd.proc.log_text(), 30)
     );
     let out = String::from_utf8(o.stdout).unwrap();
     let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("layer ")).collect();
@@ -505,7 +505,7 @@ fn rpull_labels_reach_the_snapshotter_and_provided_layers_are_not_pulled() {
     );
     assert!(out.contains("1 lazy, 0 local, 2 pulled"), "{out}");
     // The lazily provided layer was never downloaded into containerd.
-    let content = ctrd.ctr(&["content", "ls", "-q"]);
+    let content = ctrd.ctr_stdout(&["content", "ls", "-q"]);
     assert!(!content.contains(&layers[0].0), "{content}");
     assert!(
         content.contains(&layers[1].0) && content.contains(&layers[2].0),
@@ -550,14 +550,14 @@ fn rpull_labels_reach_the_snapshotter_and_provided_layers_are_not_pulled() {
     }
     // The provided layer is committed as a remote snapshot.
     let bottom = snaps.iter().find(|(_, p)| p.is_empty()).unwrap().0.clone();
-    let info = ctrd.ctr(&["snapshots", "--snapshotter", "soci", "info", &bottom]);
+    let info = ctrd.ctr_stdout(&["snapshots", "--snapshotter", "soci", "info", &bottom]);
     assert!(
         info.contains("\"containerd.io/snapshot/remote\": \"remote snapshot\""),
         "{info}"
     );
 
     // And the image runs from the provided bottom layer plus the pulled ones.
-    let run = ctrd.ctr(&[
+    let run = ctrd.ctr_stdout(&[
         "run",
         "--snapshotter",
         "soci",

@@ -117,11 +117,7 @@ pub(crate) fn open_image(
 pub(crate) fn connect(
     global: &GlobalArgs,
 ) -> anyhow::Result<(tokio::runtime::Runtime, Containerd)> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = super::runtime()?;
     let ctrd = rt
         .block_on(Containerd::connect(&global.address, &global.namespace))
         .with_context(|| format!("cannot connect to containerd at {}", global.address))?;

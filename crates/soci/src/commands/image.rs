@@ -185,11 +185,7 @@ pub(crate) fn rpull(global: &GlobalArgs, args: RpullArgs) -> anyhow::Result<()> 
         timeout,
         ..RpullOptions::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = super::runtime()?;
     let started = Instant::now();
     let report = rt.block_on(async {
         let ctrd = Containerd::connect(&global.address, &global.namespace).await?;

@@ -65,12 +65,7 @@ const CTRD_READ_CHUNK: u64 = 4 << 20;
 impl Ctrd {
     /// Connect to `--address` in `--namespace`.
     pub fn connect(global: &GlobalArgs) -> anyhow::Result<Ctrd> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
-        let client = rt.block_on(Containerd::connect(&global.address, &global.namespace))?;
+        let (rt, client) = super::convert_containerd::connect(global)?;
         Ok(Ctrd {
             client,
             rt: Arc::new(rt),

@@ -10,6 +10,8 @@ mod prefetch;
 mod push;
 mod ztoc;
 
+use anyhow::Context;
+
 use crate::cli::{Cli, Command, ImageCommand, IndexCommand, PrefetchCommand, ZtocCommand};
 
 /// Run a parsed command line.
@@ -69,4 +71,14 @@ fn watchdog(limit: &str, name: &'static str) -> anyhow::Result<()> {
             std::process::exit(1);
         })?;
     Ok(())
+}
+
+/// The async runtime of a command that talks to a registry or containerd
+/// (two workers: the work is I/O-bound).
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

@@ -141,11 +141,7 @@ pub(crate) fn run(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<()> {
         n => usize::try_from(n).unwrap_or(3),
     };
     let timeout = global.timeout.as_deref().map(parse_timeout).transpose()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = super::runtime()?;
     let dl = Deadline {
         rt,
         at: timeout.map(|d| (tokio::time::Instant::now() + d, d)),

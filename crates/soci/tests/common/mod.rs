@@ -1,15 +1,17 @@
-//! Shared helpers of the CLI tests: synthetic images in OCI layouts, running
-//! the `soci` binary, and a real `docker-registry` on 127.0.0.1.
-#![allow(dead_code)]
+//! Shared helpers of the CLI tests: synthetic images in OCI layouts and
+//! running the `soci` binary; the real parts (`docker-registry` on
+//! 127.0.0.1, containerd, the daemon) come from `soci-testkit`.
+#![allow(dead_code, unused_imports)]
 
 pub mod containerd;
 
+pub use soci_testkit::{Registry, random, skopeo, tool as require_tool};
+
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::TcpListener;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use soci_format::Digest;
 
@@ -51,20 +53,6 @@ pub fn data(seed: u64, len: usize) -> Vec<u8> {
         } else {
             out.extend_from_slice(words[(x % 7) as usize]);
         }
-    }
-    out.truncate(len);
-    out
-}
-
-/// Incompressible pseudo-random bytes.
-pub fn random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
     }
     out.truncate(len);
     out
@@ -221,86 +209,4 @@ pub fn annotations(v: &serde_json::Value) -> BTreeMap<String, String> {
             .unwrap_or(serde_json::json!({})),
     )
     .unwrap()
-}
-
-/// A real Debian `docker-registry` serving on a free 127.0.0.1 port, killed on drop.
-pub struct Registry {
-    child: Child,
-    pub addr: String,
-    _dir: tempfile::TempDir,
-}
-
-pub fn require_tool(name: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin", "/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} is not installed: run scripts/deps.sh (as root) before the tests");
-}
-
-impl Registry {
-    pub fn start() -> Registry {
-        let bin = require_tool("docker-registry");
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry");
-        let reg = Registry {
-            child,
-            addr,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&reg.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not start on {}",
-                reg.addr
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        reg
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn skopeo(args: &[&str]) -> Output {
-    let out = Command::new(require_tool("skopeo"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
