@@ -41,6 +41,10 @@ pub struct ConvertOutcome {
     pub layers_indexed: usize,
     /// Layers skipped (too small or unsupported compression).
     pub layers_skipped: usize,
+    /// Prefetch artifacts built (counted once per platform).
+    pub prefetch_artifacts: usize,
+    /// Prefetch paths found in no indexed layer, with the platform searched.
+    pub prefetch_missing: Vec<(Platform, String)>,
 }
 
 struct Built {
@@ -82,6 +86,7 @@ pub fn convert(
     let layer_builder = LayerBuilder::new(source, &blobs, cfg, events);
     let mut built = Vec::new();
     let (mut indexed, mut skipped) = (0, 0);
+    let (mut prefetch_artifacts, mut prefetch_missing) = (0, Vec::new());
     let mut skip_reasons = Vec::new();
     for p in &platforms {
         let manifest_desc = find_manifest(source, &root, p, &all)?;
@@ -101,9 +106,15 @@ pub fn convert(
             skip_reasons.push(empty_hint(&layers, cfg));
             continue;
         }
+        let (prefetch, missing) =
+            crate::create::build_prefetch(&blobs, &layers, &ztocs, &cfg.prefetch_paths)?;
+        prefetch_artifacts += prefetch.len();
+        prefetch_missing.extend(missing.into_iter().map(|m| (p.clone(), m)));
+        let mut index_blobs = ztocs;
+        index_blobs.extend(prefetch);
         let index = SociIndex::new(
             IndexVersion::V2,
-            ztocs,
+            index_blobs,
             None,
             json::build_tool_annotations(Some(&cfg.build_tool_identifier)),
         );
@@ -150,6 +161,8 @@ pub fn convert(
         soci_indexes: built.into_iter().map(|b| b.descriptor).collect(),
         layers_indexed: indexed,
         layers_skipped: skipped,
+        prefetch_artifacts,
+        prefetch_missing,
     })
 }
 

@@ -16,13 +16,6 @@ use crate::convert::{
 };
 use crate::layers::{BuildConfig, Events, ExistingZtocs, LayerBuilder, LayerOutcome};
 
-/// What `soci create` builds besides the zTOCs.
-#[derive(Debug, Clone, Default)]
-pub struct CreateOptions {
-    /// Files to prefetch (`--prefetch-file`, `--prefetch-files-json`).
-    pub prefetch_paths: Vec<String>,
-}
-
 /// One SOCI index built by [`create`].
 #[derive(Debug, Clone)]
 pub struct CreatedIndex {
@@ -64,7 +57,6 @@ pub fn create(
     root: &Descriptor,
     cfg: &BuildConfig,
     selection: &PlatformSelection,
-    options: &CreateOptions,
     existing: Option<&dyn ExistingZtocs>,
     events: &dyn Events,
 ) -> Result<CreateOutcome, IndexerError> {
@@ -108,7 +100,7 @@ pub fn create(
             });
         }
         let (prefetch, prefetch_missing) =
-            build_prefetch(&blobs, &layers, &ztocs, &options.prefetch_paths)?;
+            build_prefetch(&blobs, &layers, &ztocs, &cfg.prefetch_paths)?;
         let mut index_blobs = ztocs.clone();
         index_blobs.extend(prefetch.iter().cloned());
         let subject = Descriptor::new(
@@ -161,7 +153,7 @@ pub fn clean_prefetch_path(p: &str) -> String {
 
 /// Prefetch artifacts: each path is looked up top-down in the layers that got
 /// a zTOC; the first layer holding it gets the spans covering the file.
-fn build_prefetch(
+pub(crate) fn build_prefetch(
     blobs: &MemStore,
     layers: &[Descriptor],
     ztocs: &[Descriptor],
@@ -240,7 +232,7 @@ mod tests {
     /// `[i * span, (i + 1) * span)`, so the expected spans follow from the
     /// tar offsets alone.
     #[test]
-    fn v1_index_with_prefetch_spans_of_the_files() {
+    fn v1_and_v2_indexes_carry_prefetch_spans_of_the_files() {
         // The first generated archive with two plainly named regular files.
         let plain = |f: &&soci_format::ztoc::FileMetadata| {
             f.entry_type == "reg"
@@ -286,17 +278,14 @@ mod tests {
             span_size: span,
             min_layer_size: 0,
             jobs: 1,
-            ..BuildConfig::default()
-        };
-        let options = CreateOptions {
             prefetch_paths: vec![format!("/{}", b.name), a.name.clone(), "not/there".into()],
+            ..BuildConfig::default()
         };
         let out = create(
             &store,
             &root,
             &cfg,
             &PlatformSelection::Only(vec![Platform::parse("linux/amd64").unwrap()]),
-            &options,
             None,
             &NoEvents,
         )
@@ -329,6 +318,35 @@ mod tests {
             out.blobs
                 .get(&Digest::of(json::EMPTY_CONFIG_BYTES))
                 .is_some()
+        );
+
+        // `convert` builds the same prefetch artifact into its v2 index.
+        let conv = crate::convert(
+            &store,
+            &root,
+            &cfg,
+            &PlatformSelection::Only(vec![Platform::parse("linux/amd64").unwrap()]),
+            &NoEvents,
+        )
+        .unwrap();
+        assert_eq!(conv.prefetch_artifacts, 1);
+        assert_eq!(
+            conv.prefetch_missing,
+            vec![(
+                Platform::parse("linux/amd64").unwrap(),
+                "not/there".to_string()
+            )]
+        );
+        let d: Digest = conv.soci_indexes[0].digest.parse().unwrap();
+        let v2 = SociIndex::from_manifest_bytes(&conv.blobs.get(&d).unwrap()).unwrap();
+        assert_eq!(v2.version, IndexVersion::V2);
+        assert!(v2.subject.is_none());
+        assert_eq!(v2.blobs.len(), 2);
+        assert_eq!(v2.blobs[0], index.blobs[0]);
+        assert_eq!(v2.blobs[1], index.blobs[1]);
+        assert!(
+            conv.blobs.get(&p).is_some(),
+            "the prefetch artifact is stored"
         );
     }
 

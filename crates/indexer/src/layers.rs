@@ -24,6 +24,9 @@ pub struct BuildConfig {
     pub build_tool_identifier: String,
     /// Layers indexed at the same time.
     pub jobs: usize,
+    /// Files whose spans go into prefetch artifacts (`--prefetch-file`,
+    /// `--prefetch-files-json`), as given.
+    pub prefetch_paths: Vec<String>,
 }
 
 impl Default for BuildConfig {
@@ -36,6 +39,7 @@ impl Default for BuildConfig {
             jobs: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            prefetch_paths: Vec::new(),
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod remote;
 pub mod standalone;
 
 pub use convert::{ConvertOutcome, PlatformSelection, convert};
-pub use create::{CreateOptions, CreateOutcome, CreatedIndex, clean_prefetch_path, create};
+pub use create::{CreateOutcome, CreatedIndex, clean_prefetch_path, create};
 pub use error::IndexerError;
 pub use layers::{BuildConfig, Event, Events, ExistingZtocs, LayerOutcome, NoEvents};
 pub use output::{write_layout, write_layout_named};

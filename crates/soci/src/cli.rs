@@ -163,12 +163,6 @@ pub struct CreateArgs {
     /// Index-building flags.
     #[command(flatten)]
     pub build: BuildArgs,
-    /// A file to prefetch when a container starts (repeatable).
-    #[arg(long = "prefetch-file", value_name = "PATH")]
-    pub prefetch_files: Vec<String>,
-    /// A JSON file holding an array of paths to prefetch.
-    #[arg(long, value_name = "FILE")]
-    pub prefetch_files_json: Option<PathBuf>,
     /// The image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
     /// `docker://REGISTRY/REPO[:TAG|@DIGEST]`, or `REGISTRY/REPO[:TAG]`.
     #[arg(value_name = "IMAGE")]
@@ -350,6 +344,13 @@ pub struct BuildArgs {
     /// Index every platform of the image.
     #[arg(long)]
     pub all_platforms: bool,
+    /// A file to prefetch when a container starts (repeatable); its spans go
+    /// into a prefetch artifact of the layer that holds it.
+    #[arg(long = "prefetch-file", value_name = "PATH")]
+    pub prefetch_files: Vec<String>,
+    /// A JSON file holding an array of paths to prefetch.
+    #[arg(long, value_name = "FILE")]
+    pub prefetch_files_json: Option<PathBuf>,
 }
 
 /// `soci convert`.

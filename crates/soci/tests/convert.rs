@@ -542,3 +542,98 @@ fn bad_arguments_fail_clearly() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/layout"));
 }
+
+#[test]
+fn prefetch_files_become_prefetch_artifacts_of_the_v2_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lb = LayoutBuilder::new(&tmp.path().join("src"));
+    let (m, layers) = three_layer_image(&lb, "amd64", 1);
+    lb.finish(vec![m]);
+    // One file of the second layer by flag (absolute, as users write it),
+    // one of the first through the JSON list, and one that is nowhere.
+    let list = tmp.path().join("prefetch.json");
+    std::fs::write(&list, br#"["usr/lib/file-1-4.bin", "/not/there"]"#).unwrap();
+    let out = tmp.path().join("out");
+    let o = soci(&[
+        "convert",
+        "--standalone",
+        "--format",
+        "oci-dir",
+        "--span-size",
+        "65536",
+        "--min-layer-size",
+        "4096",
+        "--prefetch-file",
+        "/usr/lib/file-2-1.bin",
+        "--prefetch-files-json",
+        list.to_str().unwrap(),
+        lb.dir.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("2 prefetch artifact(s)"), "{stderr}");
+    assert!(
+        stderr.contains("prefetch file /not/there not found in any indexed layer of linux/amd64"),
+        "{stderr}"
+    );
+
+    let c = load_output(&out);
+    let raw = LayoutBuilder::read_blob(&c.dir, &c.soci_descs[0].digest);
+    let idx = SociIndex::from_manifest_bytes(&raw).unwrap();
+    let media: Vec<&str> = idx.blobs.iter().map(|b| b.media_type.as_str()).collect();
+    assert_eq!(
+        media,
+        [
+            json::SOCI_LAYER_MEDIA_TYPE,
+            json::SOCI_LAYER_MEDIA_TYPE,
+            json::SOCI_PREFETCH_MEDIA_TYPE,
+            json::SOCI_PREFETCH_MEDIA_TYPE
+        ],
+        "zTOCs first, then prefetch artifacts in layer order"
+    );
+    for (i, (path, layer)) in [("usr/lib/file-1-4.bin", 0), ("usr/lib/file-2-1.bin", 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let (blob, _) = &layers[layer];
+        let layer_digest = Digest::of(blob).to_string();
+        let p = &idx.blobs[2 + i];
+        assert_eq!(
+            p.annotations[json::ANNOTATION_IMAGE_LAYER_DIGEST],
+            layer_digest
+        );
+        // The spans are those covering the file in the layer's zTOC.
+        let ztoc_desc = idx
+            .blobs
+            .iter()
+            .find(|b| {
+                b.media_type == json::SOCI_LAYER_MEDIA_TYPE
+                    && b.annotations[json::ANNOTATION_IMAGE_LAYER_DIGEST] == layer_digest
+            })
+            .unwrap();
+        let z = Ztoc::from_bytes(&LayoutBuilder::read_blob(&c.dir, &ztoc_desc.digest)).unwrap();
+        let zinfo = Zinfo::from_checkpoints(
+            z.compression_info.algorithm,
+            &z.compression_info.checkpoints,
+        )
+        .unwrap();
+        let f = z.toc.iter().find(|f| f.name == path).unwrap();
+        let artifact =
+            json::PrefetchArtifact::unmarshal(&LayoutBuilder::read_blob(&c.dir, &p.digest))
+                .unwrap();
+        assert_eq!(artifact.prefetch_spans.len(), 1, "{path}");
+        let s = &artifact.prefetch_spans[0];
+        assert_eq!(
+            s.start_span as u64,
+            zinfo.span_of(f.uncompressed_offset) as u64
+        );
+        assert_eq!(
+            s.end_span as u64,
+            zinfo.span_of(f.uncompressed_offset + f.uncompressed_size) as u64
+        );
+    }
+}

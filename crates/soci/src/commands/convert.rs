@@ -73,12 +73,40 @@ impl Events for PrintEvents {
     }
 }
 
-pub(crate) fn build_config(args: &BuildArgs) -> BuildConfig {
-    BuildConfig {
+pub(crate) fn build_config(args: &BuildArgs) -> anyhow::Result<BuildConfig> {
+    Ok(BuildConfig {
         span_size: args.span_size,
         min_layer_size: args.min_layer_size,
         xattr_optimization: args.optimizations.iter().any(|o| o == "xattr"),
+        prefetch_paths: prefetch_paths(args)?,
         ..BuildConfig::default()
+    })
+}
+
+/// `--prefetch-file` paths followed by those of `--prefetch-files-json`.
+fn prefetch_paths(args: &BuildArgs) -> anyhow::Result<Vec<String>> {
+    let mut paths = args.prefetch_files.clone();
+    if let Some(p) = &args.prefetch_files_json {
+        let bytes = std::fs::read(p)
+            .with_context(|| format!("cannot read --prefetch-files-json {}", p.display()))?;
+        let list: Vec<String> = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "--prefetch-files-json {}: expected a JSON array of paths, e.g. [\"/usr/bin/app\"]",
+                p.display()
+            )
+        })?;
+        paths.extend(list);
+    }
+    Ok(paths)
+}
+
+/// Say which prefetch paths matched no file (they are matched exactly
+/// against the tar names of the indexed layers, like upstream).
+pub(crate) fn warn_prefetch_missing<'a>(missing: impl IntoIterator<Item = (&'a str, String)>) {
+    for (path, platform) in missing {
+        eprintln!(
+            "warning: prefetch file {path} not found in any indexed layer of {platform} (paths are matched exactly against the layer's tar names)"
+        );
     }
 }
 
@@ -248,7 +276,7 @@ fn run_standalone(args: &ConvertArgs) -> anyhow::Result<()> {
         OutputFormatArg::OciArchive => OutputFormat::OciArchive,
         OutputFormatArg::OciDir => OutputFormat::OciDir,
     };
-    let cfg = build_config(&args.build);
+    let cfg = build_config(&args.build)?;
     let selection = platform_selection(&args.build)?;
     let progress = Progress::new(args.quiet);
     let layout = open_layout(Path::new(&args.source))
@@ -290,7 +318,7 @@ fn run_locations(
     } else {
         None
     };
-    let cfg = build_config(&args.build);
+    let cfg = build_config(&args.build)?;
     let selection = platform_selection(&args.build)?;
     let progress = Progress::new(args.quiet);
     let events = PrintEvents::new(progress.clone(), args.quiet);
@@ -359,6 +387,12 @@ pub(crate) fn finish(
     outcome: &ConvertOutcome,
     stats: Option<PushStats>,
 ) {
+    warn_prefetch_missing(
+        outcome
+            .prefetch_missing
+            .iter()
+            .map(|(p, path)| (path.as_str(), p.format())),
+    );
     if args.quiet {
         println!("{}", outcome.index_descriptor.digest);
         return;
@@ -378,6 +412,12 @@ pub(crate) fn finish(
         outcome.layers_indexed,
         outcome.layers_skipped,
     );
+    if outcome.prefetch_artifacts > 0 {
+        line.push_str(&format!(
+            ", {} prefetch artifact(s)",
+            outcome.prefetch_artifacts
+        ));
+    }
     if let Some(s) = stats {
         line.push_str(&format!(
             "; pushed {} blob(s) ({}), {} already present, {} mounted, {} manifest(s)",

@@ -132,7 +132,7 @@ pub(crate) fn containerd_name(input: &str) -> anyhow::Result<String> {
 pub(crate) fn run(global: &GlobalArgs, args: &ConvertArgs) -> anyhow::Result<()> {
     let src = name_of(&args.source, "source", false)?;
     let dst = name_of(&args.dest, "destination", true)?;
-    let cfg = build_config(&args.build);
+    let cfg = build_config(&args.build)?;
     let selection = platform_selection(&args.build)?;
     let progress = Progress::new(args.quiet);
     let events = PrintEvents::new(progress.clone(), args.quiet);

@@ -7,9 +7,11 @@ use std::time::Duration;
 use soci_artifacts::{ArtifactEntry, ArtifactType, ArtifactsDb};
 use soci_format::Digest;
 use soci_format::json;
-use soci_indexer::{CreateOptions, ExistingZtocs};
+use soci_indexer::ExistingZtocs;
 
-use super::convert::{PrintEvents, ProgressSource, build_config, platform_selection};
+use super::convert::{
+    PrintEvents, ProgressSource, build_config, platform_selection, warn_prefetch_missing,
+};
 use super::local::{ArtifactStore, ImageArg, open_local, parse_image, with_image};
 use crate::cli::{CreateArgs, GlobalArgs};
 use crate::progress::{Progress, human_bytes};
@@ -28,30 +30,11 @@ impl ExistingZtocs for StoredZtocs<'_> {
     }
 }
 
-fn prefetch_paths(args: &CreateArgs) -> anyhow::Result<Vec<String>> {
-    let mut paths = args.prefetch_files.clone();
-    if let Some(p) = &args.prefetch_files_json {
-        let bytes = std::fs::read(p)
-            .with_context(|| format!("cannot read --prefetch-files-json {}", p.display()))?;
-        let list: Vec<String> = serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "--prefetch-files-json {}: expected a JSON array of paths, e.g. [\"/usr/bin/app\"]",
-                p.display()
-            )
-        })?;
-        paths.extend(list);
-    }
-    Ok(paths)
-}
-
 pub(crate) fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     let local = open_local(global)?;
     let image = parse_image(&args.image)?;
-    let cfg = build_config(&args.build);
+    let cfg = build_config(&args.build)?;
     let selection = platform_selection(&args.build)?;
-    let options = CreateOptions {
-        prefetch_paths: prefetch_paths(&args)?,
-    };
     let stored = StoredZtocs {
         store: local.store.as_ref(),
         db: &local.db,
@@ -65,10 +48,8 @@ pub(crate) fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
                 inner: source,
                 progress: &progress,
             };
-            let o = soci_indexer::create(
-                &counting, root, &cfg, &selection, &options, existing, &events,
-            )
-            .with_context(|| format!("cannot create a SOCI index for {}", args.image))?;
+            let o = soci_indexer::create(&counting, root, &cfg, &selection, existing, &events)
+                .with_context(|| format!("cannot create a SOCI index for {}", args.image))?;
             Ok((o, root.digest.clone()))
         })?;
 
@@ -156,12 +137,11 @@ pub(crate) fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
             ImageArg::Location(_) => args.image.clone(),
         };
         local.db.put(&e)?;
-        for m in &idx.prefetch_missing {
-            eprintln!(
-                "warning: prefetch file {m} not found in any indexed layer of {} (paths are matched exactly against the layer's tar names)",
-                idx.platform.format()
-            );
-        }
+        warn_prefetch_missing(
+            idx.prefetch_missing
+                .iter()
+                .map(|m| (m.as_str(), idx.platform.format())),
+        );
     }
     for idx in &outcome.indexes {
         progress.finish_summary(format!(
