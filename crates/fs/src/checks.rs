@@ -35,6 +35,9 @@ pub const MAX_INDEX_SIZE: u64 = 4 << 20;
 /// and 32 KiB window per span: 256 MiB covers layers far beyond any image.
 pub const MAX_ZTOC_SIZE: u64 = 256 << 20;
 
+/// Largest prefetch artifact accepted (a JSON list of span ranges).
+pub const MAX_PREFETCH_SIZE: u64 = 16 << 20;
+
 /// An artifact refused before mounting; the message names it and the reason.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]

@@ -38,6 +38,8 @@ pub struct ImageArtifacts {
     pub ztocs: HashMap<String, ZtocRef>,
     /// Layer sizes by layer digest, from the image manifest.
     pub layer_sizes: HashMap<String, u64>,
+    /// Prefetch artifacts by layer digest (fetched only when prefetch is on).
+    pub prefetch: HashMap<String, Digest>,
 }
 
 /// Where to look for an index, in upstream's order.
@@ -48,6 +50,8 @@ pub(crate) struct Discovery<'a> {
     pub explicit: Option<Digest>,
     pub v1: bool,
     pub v2: bool,
+    /// Fetch the index's prefetch artifacts too (`[prefetch] enable`).
+    pub prefetch: bool,
     pub store: &'a SociStore,
     pub db: &'a ArtifactsDb,
 }
@@ -159,7 +163,14 @@ impl Discovery<'_> {
         let index: SociIndex = checks::check_index(&index_digest, &bytes, self.manifest, &image)
             .map_err(|e| NoIndex(e.0))?;
         let mut ztocs = HashMap::new();
+        let mut prefetch = HashMap::new();
         for blob in &index.blobs {
+            if self.prefetch && blob.media_type == json::SOCI_PREFETCH_MEDIA_TYPE {
+                if let Some((layer, digest)) = self.prefetch_artifact(&index_digest, blob).await? {
+                    prefetch.insert(layer, digest);
+                }
+                continue;
+            }
             if blob.media_type != json::SOCI_LAYER_MEDIA_TYPE {
                 continue;
             }
@@ -172,7 +183,7 @@ impl Discovery<'_> {
                 ))
             })?;
             if !self.store.has_blob(&digest) {
-                let b = self.get_bounded(&digest, blob.size as u64).await?;
+                let b = self.get_bounded("zTOC", &digest, blob.size as u64).await?;
                 self.store
                     .put_verified(&digest, &b)
                     .map_err(|e| NoIndex(format!("unable to store zTOC {digest}: {e}")))?;
@@ -229,16 +240,55 @@ impl Discovery<'_> {
             found_by,
             ztocs,
             layer_sizes: checks::layer_sizes(&image),
+            prefetch,
         })
+    }
+
+    /// Put the prefetch artifact `blob` of the index in the local store;
+    /// returns its layer digest and digest. One that names no layer is skipped.
+    async fn prefetch_artifact(
+        &self,
+        index_digest: &Digest,
+        blob: &json::Descriptor,
+    ) -> Result<Option<(String, Digest)>, NoIndex> {
+        let Some(layer) = blob.annotations.get(json::ANNOTATION_IMAGE_LAYER_DIGEST) else {
+            return Ok(None);
+        };
+        let digest: Digest = blob.digest.parse().map_err(|e| {
+            NoIndex(format!(
+                "SOCI index {index_digest} names an invalid prefetch artifact: {e}"
+            ))
+        })?;
+        if blob.size <= 0 || blob.size as u64 > checks::MAX_PREFETCH_SIZE {
+            return Err(NoIndex(format!(
+                "SOCI index {index_digest} gives prefetch artifact {digest} an impossible size {} (allowed: 1 to {})",
+                blob.size,
+                checks::MAX_PREFETCH_SIZE
+            )));
+        }
+        if !self.store.has_blob(&digest) {
+            let b = self
+                .get_bounded("prefetch artifact", &digest, blob.size as u64)
+                .await?;
+            self.store
+                .put_verified(&digest, &b)
+                .map_err(|e| NoIndex(format!("unable to store prefetch artifact {digest}: {e}")))?;
+        }
+        Ok(Some((layer.clone(), digest)))
     }
 
     /// Fetches a blob the index says is `size` bytes, reading no more than
     /// that: a registry that sends more is refused at the first extra byte.
-    async fn get_bounded(&self, digest: &Digest, size: u64) -> Result<Vec<u8>, NoIndex> {
+    async fn get_bounded(
+        &self,
+        what: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<Vec<u8>, NoIndex> {
         use futures_util::StreamExt as _;
         let fail = |e: String| {
             NoIndex(format!(
-                "unable to fetch SOCI artifacts: zTOC {digest}: {e}"
+                "unable to fetch SOCI artifacts: {what} {digest}: {e}"
             ))
         };
         let mut stream = self
@@ -251,14 +301,14 @@ impl Discovery<'_> {
             let chunk = chunk.map_err(|e| fail(e.to_string()))?;
             if out.len() as u64 + chunk.len() as u64 > size {
                 return Err(NoIndex(format!(
-                    "zTOC {digest} is more than the {size} bytes the SOCI index says"
+                    "{what} {digest} is more than the {size} bytes the SOCI index says"
                 )));
             }
             out.extend_from_slice(&chunk);
         }
         if out.len() as u64 != size {
             return Err(NoIndex(format!(
-                "zTOC {digest} is {} bytes, but the SOCI index says {size}",
+                "{what} {digest} is {} bytes, but the SOCI index says {size}",
                 out.len()
             )));
         }

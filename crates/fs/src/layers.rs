@@ -11,6 +11,8 @@ use soci_content::registry::{
     BlockingRuntime, ImageReference, RegistryClient, RegistryOptions, RegistryRangeReader,
 };
 use soci_format::Digest;
+use soci_format::json::PrefetchArtifact;
+use soci_format::zinfo::SpanId;
 use soci_layerfs::{LayerFs, MountHandle, MountOptions};
 use soci_snapshotter::{RemoteError, RemoteLayers, RemoteOutcome, RemotePrepare, RemoteSnapshot};
 use soci_spans::{
@@ -62,6 +64,9 @@ struct Inner {
     background: Option<BackgroundFetcher>,
     local: LocalLayers,
     modes: ModeLog,
+    /// Bounds the layers prefetching at once (`[prefetch] max_concurrency`;
+    /// none when it is 0).
+    prefetch_slots: Option<tokio::sync::Semaphore>,
 }
 
 /// Why a layer is not mounted lazily.
@@ -142,8 +147,13 @@ impl SociFs {
                 workers: 1,
             })
         });
+        let prefetch_slots = usize::try_from(opts.config.prefetch.max_concurrency)
+            .ok()
+            .filter(|&n| n > 0)
+            .map(tokio::sync::Semaphore::new);
         Ok(SociFs {
             inner: Arc::new(Inner {
+                prefetch_slots,
                 opts,
                 store,
                 db,
@@ -222,6 +232,7 @@ impl SociFs {
             explicit,
             v1: modes.soci_v1.enable,
             v2: modes.soci_v2.enable,
+            prefetch: self.inner.opts.config.prefetch.enable,
             store: &self.inner.store,
             db: &self.inner.db,
         }
@@ -296,6 +307,17 @@ impl SociFs {
             .copied()
             .or_else(|| get(labels::LAYER_SIZE).and_then(|s| s.parse::<u64>().ok()));
         let index_digest = artifacts.index_digest.clone();
+        let prefetch = artifacts.prefetch.get(&layer.to_string()).cloned();
+        // Held until the layer's prefetch is done.
+        let _prefetch_slot = match (&prefetch, &self.inner.prefetch_slots) {
+            (Some(_), Some(slots)) => Some(
+                slots
+                    .acquire()
+                    .await
+                    .map_err(|e| err(format!("prefetch slots closed: {e}")))?,
+            ),
+            _ => None,
+        };
         tokio::task::spawn_blocking(move || -> Result<(), RemoteError> {
             let inner = &this.inner;
             let bytes = inner
@@ -325,6 +347,9 @@ impl SociFs {
                 this.span_config(),
             )
             .map_err(|e| err(format!("zTOC {}: {e}", ztoc_ref.digest)))?;
+            if let Some(artifact) = &prefetch {
+                prefetch_layer(&inner.store, artifact, &spans);
+            }
             let state_spans = spans.clone();
             let state: soci_layerfs::StateFn = Arc::new(move || {
                 let s = state_spans.state();
@@ -390,6 +415,40 @@ impl SociFs {
         info!(layer = %labels.get(labels::LAYER_DIGEST).cloned().unwrap_or_default(), index = %index_digest, "remote-snapshot-prepared: layer mounted lazily");
         Ok(None)
     }
+}
+
+/// Fetch the spans the layer's prefetch artifact lists (`[prefetch] enable`),
+/// before the layer is mounted. A prefetch that fails is logged and skipped:
+/// the spans are then fetched when they are read.
+fn prefetch_layer(store: &SociStore, artifact: &Digest, spans: &SpanManager) {
+    let started = std::time::Instant::now();
+    let layer = spans.state().digest.to_string();
+    let parsed = store
+        .read_blob(artifact, checks::MAX_PREFETCH_SIZE, "prefetch artifact")
+        .map_err(|e| e.to_string())
+        .and_then(|b| PrefetchArtifact::unmarshal(&b).map_err(|e| e.to_string()));
+    let ranges = match parsed {
+        Ok(a) => a.prefetch_spans,
+        Err(e) => {
+            warn!(%layer, %artifact, error = %e, "prefetch artifact unusable; the layer is mounted without prefetch");
+            return;
+        }
+    };
+    let mut fetched = 0u64;
+    for r in ranges {
+        let (Ok(first), Ok(last)) = (SpanId::try_from(r.start_span), SpanId::try_from(r.end_span))
+        else {
+            warn!(%layer, %artifact, start = r.start_span, end = r.end_span, "prefetch range with a negative span id skipped");
+            continue;
+        };
+        match spans.fetch_spans(first..=last) {
+            Ok(()) => fetched += u64::from(last.saturating_sub(first)) + u64::from(first <= last),
+            Err(e) => {
+                warn!(%layer, %artifact, first, last, error = %e, "prefetching spans failed; they are fetched when read");
+            }
+        }
+    }
+    info!(%layer, %artifact, spans = fetched, elapsed_ms = started.elapsed().as_millis() as u64, "prefetched the spans of the layer's prefetch artifact");
 }
 
 /// The span manager as the filesystem's byte source.
