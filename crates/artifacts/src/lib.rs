@@ -17,7 +17,7 @@ mod rebuild;
 mod store;
 
 pub use db::{ArtifactEntry, ArtifactType, ArtifactsDb, DbError};
-pub use rebuild::{RebuildError, RebuildReport, rebuild, unix_now};
+pub use rebuild::{RebuildError, RebuildReport, RebuildSource, rebuild, unix_now};
 pub use store::{SociStore, StoreError};
 
 /// Path of the artifacts database under a root directory.

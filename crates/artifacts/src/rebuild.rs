@@ -2,10 +2,39 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+
 use soci_content::BlobSource;
+use soci_format::Digest;
 use soci_format::json::{self, IndexVersion, SociIndex};
 
 use crate::{ArtifactEntry, ArtifactType, ArtifactsDb, DbError, SociStore, StoreError};
+
+/// The content store [`rebuild`] brings the database in line with: the soci
+/// store, or containerd's content store through its API.
+pub trait RebuildSource {
+    /// Every blob of the store with its size.
+    fn blobs(&self) -> Result<Vec<(Digest, u64)>, RebuildError>;
+    /// The bytes of blob `d`, failing when it is larger than `max`.
+    fn read(&self, d: &Digest, max: u64) -> Result<Vec<u8>, RebuildError>;
+}
+
+impl RebuildSource for SociStore {
+    fn blobs(&self) -> Result<Vec<(Digest, u64)>, RebuildError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter_map(|d| Some((d.clone(), self.blob_size(&d)?)))
+            .collect())
+    }
+    fn read(&self, d: &Digest, max: u64) -> Result<Vec<u8>, RebuildError> {
+        self.read_blob(d, max, "SOCI index")
+            .map_err(|e| RebuildError::Source {
+                store: "soci content store".into(),
+                reason: e.to_string(),
+            })
+    }
+}
 
 /// What [`rebuild`] changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +54,14 @@ pub enum RebuildError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another content store failed.
+    #[error("{store}: {reason}")]
+    Source {
+        /// Which store (e.g. `containerd content store`).
+        store: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Indexes are small; larger blobs are zTOCs or layers and are not read.
@@ -45,27 +82,28 @@ pub fn unix_now() -> i64 {
 /// every SOCI index manifest v1 with a subject found in the store that the
 /// database does not know, plus entries for the zTOCs and prefetch artifacts
 /// it lists. Entries that exist are left as they are.
-pub fn rebuild(store: &SociStore, db: &ArtifactsDb) -> Result<RebuildReport, RebuildError> {
+pub fn rebuild(store: &dyn RebuildSource, db: &ArtifactsDb) -> Result<RebuildReport, RebuildError> {
     let mut report = RebuildReport::default();
+    let blobs: HashMap<Digest, u64> = store.blobs()?.into_iter().collect();
     for e in db.list()? {
         let present = e
             .digest
-            .parse()
-            .is_ok_and(|d| store.blob_size(&d).is_some());
+            .parse::<Digest>()
+            .is_ok_and(|d| blobs.contains_key(&d));
         if !present {
             db.remove(&e.digest)?;
             report.removed.push(e.digest);
         }
     }
     let now = unix_now();
-    for d in store.list()? {
-        let Some(size) = store.blob_size(&d) else {
-            continue;
-        };
-        if !(MIN_INDEX_SIZE..=MAX_INDEX_SIZE).contains(&size) {
-            continue;
-        }
-        let Ok(bytes) = store.read_blob(&d, MAX_INDEX_SIZE, "SOCI index") else {
+    let mut candidates: Vec<(&Digest, u64)> = blobs
+        .iter()
+        .map(|(d, size)| (d, *size))
+        .filter(|(_, size)| (MIN_INDEX_SIZE..=MAX_INDEX_SIZE).contains(size))
+        .collect();
+    candidates.sort();
+    for (d, size) in candidates {
+        let Ok(bytes) = store.read(d, MAX_INDEX_SIZE) else {
             continue;
         };
         let Ok(index) = SociIndex::from_manifest_bytes(&bytes) else {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use containerd_client::services::v1::content_client::ContentClient;
 use containerd_client::services::v1::{
-    AbortRequest, Info, InfoRequest, UpdateRequest, WriteAction, WriteContentRequest,
-    WriteContentResponse,
+    AbortRequest, Info, InfoRequest, ListContentRequest, UpdateRequest, WriteAction,
+    WriteContentRequest, WriteContentResponse,
 };
 use futures_util::{Stream, StreamExt};
 use soci_format::json::{self, Descriptor};
@@ -68,6 +68,25 @@ impl Containerd {
             Err(s) if s.code() == Code::NotFound => Ok(None),
             Err(s) => Err(self.rpc_error("get content info of", digest, &s)),
         }
+    }
+
+    /// Every blob of the namespace: digest and size.
+    pub async fn list_content(&self) -> Result<Vec<(String, i64)>> {
+        let mut stream = self
+            .content()
+            .list(self.request(ListContentRequest { filters: vec![] }))
+            .await
+            .map_err(|s| self.rpc_error("list content of", self.namespace(), &s))?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(msg) = stream
+            .message()
+            .await
+            .map_err(|s| self.rpc_error("list content of", self.namespace(), &s))?
+        {
+            out.extend(msg.info.into_iter().map(|i| (i.digest, i.size)));
+        }
+        Ok(out)
     }
 
     /// Set (add or replace) `labels` on a blob, leaving its other labels alone.

@@ -194,10 +194,31 @@ fn create_on_a_containerd_image_into_either_store() {
             .exists()
     );
 
+    // rebuild-db on containerd's store (through its API): a lost database
+    // gets the index and its zTOC back.
+    std::fs::remove_file(root.join("artifacts.db")).unwrap();
+    assert!(ok(&ctrd, &root, "containerd", &["index", "list", "-q"]).is_empty());
+    ok(&ctrd, &root, "containerd", &["rebuild-db"]);
+    assert_eq!(
+        ok(&ctrd, &root, "containerd", &["index", "list", "-q"]).trim(),
+        index
+    );
+    assert!(
+        ok(&ctrd, &root, "containerd", &["ztoc", "list", "-q"]).contains(&ztoc),
+        "the zTOC is recorded again"
+    );
+
     // index rm deletes the blob from containerd's store.
     ok(&ctrd, &root, "containerd", &["index", "rm", &index]);
     assert!(!ctrd.ctr_raw(&["content", "get", &index]).status.success());
     assert!(ok(&ctrd, &root, "containerd", &["index", "list", "-q"]).is_empty());
+    // Once the zTOC is gone from containerd too, rebuild-db forgets it.
+    ctrd.ctr_stdout(&["content", "rm", &ztoc]);
+    ok(&ctrd, &root, "containerd", &["rebuild-db"]);
+    assert!(
+        !ok(&ctrd, &root, "containerd", &["ztoc", "list", "-q"]).contains(&ztoc),
+        "rebuild-db drops the zTOC whose blob is gone"
+    );
 
     // An image containerd does not have.
     let o = soci_in(

@@ -197,6 +197,45 @@ impl ArtifactStore for Ctrd {
     }
 }
 
+/// `rebuild-db` on containerd's content store (the `--namespace`), through
+/// its API: works with any containerd root, unlike a scan of its directory.
+impl soci_artifacts::RebuildSource for Ctrd {
+    fn blobs(&self) -> Result<Vec<(Digest, u64)>, soci_artifacts::RebuildError> {
+        let listed = self
+            .rt
+            .block_on(self.client.list_content())
+            .map_err(|e| ctrd_rebuild_error(e.to_string()))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|(d, size)| Some((d.parse().ok()?, u64::try_from(size).ok()?)))
+            .collect())
+    }
+    fn read(&self, d: &Digest, max: u64) -> Result<Vec<u8>, soci_artifacts::RebuildError> {
+        use std::io::Read as _;
+        let mut r = self
+            .open_blob(d)
+            .map_err(|e| ctrd_rebuild_error(e.to_string()))?;
+        let mut out = Vec::new();
+        r.by_ref()
+            .take(max + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| ctrd_rebuild_error(format!("read {d}: {e}")))?;
+        if out.len() as u64 > max {
+            return Err(ctrd_rebuild_error(format!(
+                "{d} is larger than {max} bytes"
+            )));
+        }
+        Ok(out)
+    }
+}
+
+fn ctrd_rebuild_error(reason: String) -> soci_artifacts::RebuildError {
+    soci_artifacts::RebuildError::Source {
+        store: "containerd content store".into(),
+        reason,
+    }
+}
+
 /// The artifact store and database under `--root`.
 pub(crate) struct Local {
     pub store: Box<dyn ArtifactStore>,
@@ -234,20 +273,6 @@ pub(crate) fn open_local(global: &GlobalArgs) -> anyhow::Result<Local> {
             })
         }
     }
-}
-
-/// The soci content store itself (for `rebuild-db`, which scans its files).
-pub(crate) fn open_soci_store(global: &GlobalArgs) -> anyhow::Result<(SociStore, ArtifactsDb)> {
-    if global.content_store != ContentStoreKind::Soci {
-        bail!(
-            "rebuild-db works on the soci content store (an OCI layout under {}/content); add --content-store soci",
-            global.root.display()
-        );
-    }
-    create_root(&global.root)?;
-    let store = SociStore::open(&soci_artifacts::content_store_path(&global.root))?;
-    let db = ArtifactsDb::open(&soci_artifacts::artifacts_db_path(&global.root))?;
-    Ok((store, db))
 }
 
 fn create_root(root: &Path) -> anyhow::Result<()> {
@@ -396,8 +421,14 @@ pub(crate) fn image_manifests(
 
 /// `soci rebuild-db`.
 pub(crate) fn rebuild_db(global: &GlobalArgs) -> anyhow::Result<()> {
-    let (store, db) = open_soci_store(global)?;
-    let report = soci_artifacts::rebuild(&store, &db)?;
+    let local = open_local(global)?;
+    let report = match &local.ctrd {
+        Some(ctrd) => soci_artifacts::rebuild(ctrd, &local.db)?,
+        None => {
+            let store = SociStore::open(&soci_artifacts::content_store_path(&global.root))?;
+            soci_artifacts::rebuild(&store, &local.db)?
+        }
+    };
     eprintln!(
         "artifacts database rebuilt: {} entr{} removed, {} added",
         report.removed.len(),
