@@ -3,6 +3,7 @@
 //! to the physical bound. See BENCHMARKS.md and `scripts/bench.sh`.
 
 pub mod analysis;
+pub mod breakdown;
 pub mod image;
 pub mod net;
 pub mod proxy;

@@ -8,6 +8,7 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{Analysis, Profile, full_bound, lazy_bound};
+use crate::breakdown::Breakdown;
 use crate::image::ImageInfo;
 use crate::scenario::Record;
 
@@ -66,6 +67,9 @@ pub struct Row {
     pub cache_mb_after_rm: Option<Stat>,
     /// Every run read the same bytes as the overlayfs run of the same workload.
     pub verified: bool,
+    /// Medians of the daemon's breakdown (lazy runs).
+    #[serde(default)]
+    pub breakdown: Option<Breakdown>,
 }
 
 fn opt_stat(v: Vec<Option<f64>>) -> Option<Stat> {
@@ -137,6 +141,9 @@ pub fn summarize(
                 rs.iter()
                     .map(|r| r.cache_bytes_after_rm.map(|b| b as f64 / 1e6))
                     .collect(),
+            ),
+            breakdown: Breakdown::median(
+                &rs.iter().filter_map(|r| r.breakdown).collect::<Vec<_>>(),
             ),
             touched_bytes: touched,
             bytes_fetched: bytes,
@@ -246,8 +253,45 @@ pub fn markdown(
             ));
         }
         m.push('\n');
+        m.push_str(&where_time_goes(rows, p));
         m.push_str(&targets(rows, info, p));
     }
+    m
+}
+
+/// The lazy runs as the daemon saw them: its FUSE reads (which include the
+/// registry reads of span misses, their verification and inflation), its
+/// registry reads alone, and its layer mounts (medians).
+fn where_time_goes(rows: &[Row], p: &Profile) -> String {
+    let lazy: Vec<(&Row, Breakdown)> = rows
+        .iter()
+        .filter(|r| r.profile == p.name)
+        .filter_map(|r| Some((r, r.breakdown?)))
+        .collect();
+    if lazy.is_empty() {
+        return String::new();
+    }
+    let mut m = String::from(
+        "Where the lazy time goes (daemon metrics, medians; sums over concurrent operations can exceed wall time):\n\n\
+         | workload | rpull, s | run, s | FUSE reads: count, total s | of which registry reads: count, total s | lazy mounts: count, total s | run minus FUSE reads, s |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for (r, b) in lazy {
+        m.push_str(&format!(
+            "| {} | {:.2} | {:.2} | {}, {:.2} | {}, {:.2} | {}, {:.2} | {:.2} |\n",
+            r.workload,
+            r.t_pull.median,
+            r.t_run.median,
+            b.read_count,
+            b.read_s,
+            b.fetch_count,
+            b.fetch_s,
+            b.mount_count,
+            b.mount_s,
+            (r.t_run.median - b.read_s).max(0.0),
+        ));
+    }
+    m.push('\n');
     m
 }
 

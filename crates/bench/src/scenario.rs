@@ -16,6 +16,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use soci_e2e::{Containerd, Proc, tail, unmount_under};
 
+use crate::breakdown::{self, Breakdown};
 use crate::proxy::{Counts, LatencyProxy};
 
 /// What `soci-bench-reader` printed.
@@ -56,6 +57,9 @@ pub struct Record {
     pub cache_bytes_before_rm: Option<u64>,
     pub cache_bytes_after_rm: Option<u64>,
     pub page_cache_dropped: bool,
+    /// The daemon's own account of the lazy run (its metrics endpoint).
+    #[serde(default)]
+    pub breakdown: Option<Breakdown>,
 }
 
 /// Fixed parts of every scenario.
@@ -269,6 +273,7 @@ pub fn full(env: &Env, profile: &str, run: usize, workloads: &[String]) -> Resul
                 cache_bytes_before_rm: None,
                 cache_bytes_after_rm: None,
                 page_cache_dropped: dropped_w,
+                breakdown: None,
             });
         }
         Ok(recs)
@@ -288,7 +293,12 @@ pub fn lazy(env: &Env, profile: &str, run: usize, workload: &str) -> Result<Reco
     let root = sdir.join("root");
     let config = sdir.join("config.toml");
     // Background fetch off: the bytes counted are the ones the workload needs.
-    std::fs::write(&config, "[background_fetch]\ndisable = true\n")?;
+    // Metrics on 127.0.0.1 tell where the daemon's time went.
+    let metrics = format!("127.0.0.1:{}", soci_e2e::free_port());
+    std::fs::write(
+        &config,
+        format!("metrics_address = \"{metrics}\"\n[background_fetch]\ndisable = true\n"),
+    )?;
     let mut daemon = Proc::spawn(
         "soci-snapshotter-grpc",
         Command::new(&env.daemon_bin)
@@ -360,8 +370,18 @@ pub fn lazy(env: &Env, profile: &str, run: usize, workload: &str) -> Result<Reco
         )?;
         let reader_warm = parse_reader(&out)?;
         let (cpu, hwm) = proc_usage(pid);
+        let breakdown = breakdown::scrape(&metrics)
+            .ok()
+            .map(|t| breakdown::parse(&t));
         let before = disk_usage(&root);
         ctr_run(&ctd, &["images", "rm", "--sync", &env.soci_ref])?;
+        // The daemon deletes the span caches of removed layers when
+        // containerd's cleanup reaches it: give it a bounded moment.
+        let spancache = root.join("soci/spancache");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while disk_usage(&spancache) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let after = disk_usage(&root);
         Ok(Record {
             profile: profile.to_string(),
@@ -380,6 +400,7 @@ pub fn lazy(env: &Env, profile: &str, run: usize, workload: &str) -> Result<Reco
             cache_bytes_before_rm: Some(before),
             cache_bytes_after_rm: Some(after),
             page_cache_dropped: dropped,
+            breakdown,
         })
     })();
     stop_containerd(ctd, &dir);
