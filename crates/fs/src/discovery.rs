@@ -40,6 +40,8 @@ pub struct ImageArtifacts {
     pub layer_sizes: HashMap<String, u64>,
     /// Prefetch artifacts by layer digest (fetched only when prefetch is on).
     pub prefetch: HashMap<String, Digest>,
+    /// The image manifest (fetched by digest, so verified).
+    pub image: Manifest,
 }
 
 /// Where to look for an index, in upstream's order.
@@ -241,6 +243,7 @@ impl Discovery<'_> {
             ztocs,
             layer_sizes: checks::layer_sizes(&image),
             prefetch,
+            image,
         })
     }
 

@@ -504,6 +504,13 @@ impl SociFs {
             .parse()
             .map_err(|e| format!("invalid layer digest label: {e}"))?;
         let inner = &self.inner;
+        // Index discovery fetched the image manifest already.
+        let known = inner
+            .images
+            .lock()
+            .await
+            .get(&manifest.to_string())
+            .cloned();
         inner
             .local
             .prepare(&LocalRequest {
@@ -511,6 +518,7 @@ impl SociFs {
                 store: &inner.store,
                 repo: image_ref.repository(),
                 manifest: &manifest,
+                known_manifest: known.as_ref().map(|a| &a.image),
                 layer: &layer,
                 mountpoint: &request.mountpoint,
                 parent_dirs: &request.parent_dirs,

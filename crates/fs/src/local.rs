@@ -95,6 +95,8 @@ pub(crate) struct LocalRequest<'a> {
     pub store: &'a SociStore,
     pub repo: &'a Repository,
     pub manifest: &'a Digest,
+    /// The image manifest when the caller already fetched it (index discovery).
+    pub known_manifest: Option<&'a Manifest>,
     pub layer: &'a Digest,
     pub mountpoint: &'a Path,
     pub parent_dirs: &'a [PathBuf],
@@ -123,13 +125,18 @@ impl LocalLayers {
             what: what.to_string(),
             reason,
         };
-        let m = req
-            .client
-            .get_manifest(req.repo, &key)
-            .await
-            .map_err(|e| fail(&format!("manifest {key}"), e.to_string()))?;
-        let manifest = Manifest::from_json(&m.bytes)
-            .map_err(|e| fail(&format!("manifest {key}"), e.to_string()))?;
+        let manifest = match req.known_manifest {
+            Some(m) => m.clone(),
+            None => {
+                let m = req
+                    .client
+                    .get_manifest(req.repo, &key)
+                    .await
+                    .map_err(|e| fail(&format!("manifest {key}"), e.to_string()))?;
+                Manifest::from_json(&m.bytes)
+                    .map_err(|e| fail(&format!("manifest {key}"), e.to_string()))?
+            }
+        };
         let config_digest: Digest = manifest
             .config
             .digest
