@@ -155,6 +155,35 @@ pub struct RegistryArgs {
     /// Default: the docker config ($DOCKER_CONFIG or ~/.docker/config.json).
     #[arg(short = 'u', long, value_name = "USER[:PASSWORD]")]
     pub user: Option<String>,
+    /// TLS and debugging of registry connections.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS, hosts directories and HTTP debugging of registry connections.
+#[derive(Debug, Args, Default)]
+pub struct TlsArgs {
+    /// A PEM file of CA certificates to trust for registries, besides the
+    /// system's (repeatable).
+    #[arg(long = "tlscacert", value_name = "FILE")]
+    pub ca: Vec<PathBuf>,
+    /// A PEM client certificate to present to registries (with --tlskey).
+    #[arg(long = "tlscert", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The PEM private key of --tlscert.
+    #[arg(long = "tlskey", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// containerd-style hosts directory: DIR/<host[:port]>/hosts.toml gives a
+    /// registry's endpoint, CA, client certificate and skip_verify (repeatable).
+    #[arg(long = "hosts-dir", value_name = "DIR")]
+    pub hosts_dirs: Vec<PathBuf>,
+    /// Print every registry HTTP request and response (headers; credentials
+    /// redacted) on stderr.
+    #[arg(long)]
+    pub http_dump: bool,
+    /// Print one line per registry HTTP request with its status and timing on stderr.
+    #[arg(long)]
+    pub http_trace: bool,
 }
 
 /// `soci create`.
@@ -163,6 +192,9 @@ pub struct CreateArgs {
     /// Index-building flags.
     #[command(flatten)]
     pub build: BuildArgs,
+    /// Registry access for a `docker://` image.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// The image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
     /// `docker://REGISTRY/REPO[:TAG|@DIGEST]`, or `REGISTRY/REPO[:TAG]`.
     #[arg(value_name = "IMAGE")]
@@ -183,15 +215,17 @@ pub enum ExistingIndex {
 /// `soci push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// Accept any TLS certificate from the registry.
-    #[arg(short = 'k', long)]
-    pub skip_verify: bool,
-    /// Use plain HTTP to reach the registry (loopback registries always are).
-    #[arg(long)]
-    pub plain_http: bool,
-    /// Registry credentials; without the password it is read from stdin.
-    #[arg(short = 'u', long, value_name = "USER[:PASSWORD]")]
-    pub user: Option<String>,
+    /// Registry access: --plain-http, -k, -u, TLS, hosts directories, HTTP debugging.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// An OAuth refresh token for the registry's token server (used instead
+    /// of --user or the docker config).
+    #[arg(long, value_name = "TOKEN", conflicts_with = "user")]
+    pub refresh: Option<String>,
+    /// containerd snapshotter of the image; accepted for compatibility, it
+    /// does not change what is pushed.
+    #[arg(long, env = "CONTAINERD_SNAPSHOTTER", default_value = "overlayfs")]
+    pub snapshotter: String,
     /// Platform whose index is pushed (os/arch[/variant]); repeatable. Default: the host's.
     #[arg(short = 'p', long = "platform", conflicts_with = "all_platforms")]
     pub platforms: Vec<String>,
@@ -299,15 +333,9 @@ pub enum ImageCommand {
 /// `soci image rpull`.
 #[derive(Debug, Args)]
 pub struct RpullArgs {
-    /// Use plain HTTP to reach the registry (loopback registries always are).
-    #[arg(long)]
-    pub plain_http: bool,
-    /// Accept any TLS certificate from the registry.
-    #[arg(long)]
-    pub skip_verify: bool,
-    /// Registry credentials; without the password it is read from stdin.
-    #[arg(short = 'u', long, value_name = "USER[:PASSWORD]")]
-    pub user: Option<String>,
+    /// Registry access: --plain-http, -k, -u, TLS, hosts directories, HTTP debugging.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Use this SOCI index instead of discovering one.
     #[arg(long, value_name = "DIGEST")]
     pub soci_index_digest: Option<String>,

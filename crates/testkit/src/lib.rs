@@ -16,4 +16,4 @@ pub use process::{
     Proc, UnmountOnDrop, bin, free_port, mounts_under, random, run, skopeo, tail, tool,
     unmount_under, wait_for,
 };
-pub use registry::{Registry, docker_config, flip_byte, http_status};
+pub use registry::{Registry, TlsFiles, docker_config, flip_byte, http_status, make_certificates};

@@ -26,7 +26,15 @@ pub struct Registry {
 impl Registry {
     /// An open registry keeping its files under `dir`.
     pub fn start(dir: &Path) -> Registry {
-        Self::start_in(dir, None, None)
+        Self::start_in(dir, None, None, None)
+    }
+
+    /// A registry serving HTTPS with `tls`, in a temporary directory; `addr`
+    /// is still `127.0.0.1:<port>`.
+    pub fn start_temp_tls(tls: &TlsFiles) -> Registry {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        Self::start_in(&dir, None, Some(tls), Some(tmp))
     }
 
     /// An open registry in a temporary directory.
@@ -39,12 +47,13 @@ impl Registry {
     pub fn start_temp_with_auth(auth: Option<(&str, &str)>) -> Registry {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        Self::start_in(&dir, auth, Some(tmp))
+        Self::start_in(&dir, auth, None, Some(tmp))
     }
 
     fn start_in(
         dir: &Path,
         auth: Option<(&str, &str)>,
+        tls: Option<&TlsFiles>,
         tmp: Option<tempfile::TempDir>,
     ) -> Registry {
         std::fs::create_dir_all(dir).unwrap();
@@ -63,6 +72,17 @@ impl Registry {
                 file.display()
             );
         }
+        let tls_cfg = tls.map_or(String::new(), |t| {
+            let mut c = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                t.cert.display(),
+                t.key.display()
+            );
+            if let Some(ca) = &t.client_ca {
+                c.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+            }
+            c
+        });
         // A port that was free may be taken before the registry binds it.
         let mut last_err = String::new();
         for attempt in 0..5 {
@@ -73,7 +93,7 @@ impl Registry {
                 format!(
                     "version: 0.1\nlog:\n  level: error\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: {addr}\n{auth_cfg}",
+                     http:\n  addr: {addr}\n{tls_cfg}{auth_cfg}",
                     data.display()
                 ),
             )
@@ -85,7 +105,12 @@ impl Registry {
             );
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
-                if http_status(&addr, "/v2/").is_some() {
+                let up = if tls.is_some() {
+                    TcpStream::connect(&addr).is_ok()
+                } else {
+                    http_status(&addr, "/v2/").is_some()
+                };
+                if up {
                     return Registry {
                         addr,
                         proc,
@@ -156,6 +181,88 @@ impl Registry {
             .output()
             .expect("run skopeo");
         out.status.success()
+    }
+}
+
+/// Certificate files of a TLS registry (PEM).
+pub struct TlsFiles {
+    /// The server certificate (for IP 127.0.0.1).
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// With it, clients must present a certificate signed by this CA.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate made
+/// with `openssl` in `dir`: `ca.pem`, `server.pem`/`server.key`,
+/// `client.pem`/`client.key`.
+pub fn make_certificates(dir: &Path) {
+    let ossl = |args: &[&str]| {
+        let out = Command::new(tool("openssl"))
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    ossl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=soci test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        ossl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={who}"),
+            "-keyout",
+            &format!("{who}.key"),
+            "-out",
+            &format!("{who}.csr"),
+        ]);
+        ossl(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{who}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{who}.ext"),
+            "-out",
+            &format!("{who}.pem"),
+        ]);
     }
 }
 

@@ -7,15 +7,10 @@
 //! Basic, or a Bearer token from the token server (GET with Basic
 //! credentials, or the OAuth2 `refresh_token` grant for identity tokens).
 //!
-//! This is hand-written rather than left to oci-client because oci-client's
-//! authentication (1) cannot use identity tokens (it has no refresh-token
-//! grant), (2) silently sends anonymous requests when the token server
-//! refuses the credentials, which turns a wrong password into a confusing
-//! error later, (3) cannot ask for a token that also covers the source
-//! repository of a cross-repository mount, and (4) keeps its tokens private,
-//! while the requests it does not cover (ranged reads, HEADs, referrers)
-//! need the same header. Tokens obtained here are handed to oci-client's
-//! token cache so both share one authentication.
+//! Hand-written because the flow needs identity tokens (a refresh-token
+//! grant), a clear error when the token server refuses the credentials,
+//! tokens covering the source repository of a cross-repository mount, and one
+//! header shared by every request of a scope.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -322,6 +317,7 @@ pub(crate) struct Authorizer {
     credentials: Credentials,
     origin: String,
     http: reqwest::Client,
+    debug: super::trace::HttpDebug,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -333,6 +329,7 @@ impl Authorizer {
         credentials: Credentials,
         origin: String,
         http: reqwest::Client,
+        debug: super::trace::HttpDebug,
     ) -> Authorizer {
         Authorizer {
             registry,
@@ -340,12 +337,9 @@ impl Authorizer {
             credentials,
             origin,
             http,
+            debug,
             state: Default::default(),
         }
-    }
-
-    pub fn credentials(&self) -> &Credentials {
-        &self.credentials
     }
 
     /// The challenge of the registry (probed once with `GET /v2/`).
@@ -355,9 +349,8 @@ impl Authorizer {
         }
         let url = format!("{}/v2/", self.base_url);
         let resp = self
-            .http
-            .get(&url)
-            .send()
+            .debug
+            .send(&self.http, self.http.get(&url))
             .await
             .map_err(|e| transport_error(&self.registry, &url, &e))?;
         let c = if resp.status() == StatusCode::UNAUTHORIZED {
@@ -443,8 +436,9 @@ impl Authorizer {
                 }
             }
         };
-        let resp = req
-            .send()
+        let resp = self
+            .debug
+            .send(&self.http, req)
             .await
             .map_err(|e| transport_error(&self.registry, realm, &e))?;
         let status = resp.status();
@@ -532,10 +526,25 @@ pub(crate) fn transport_error(registry: &str, url: &str, e: &reqwest::Error) -> 
         }
         src = s.source();
     }
+    let lower = reason.to_ascii_lowercase();
     let hint = if url.starts_with("https://")
-        && (e.is_connect() || reason.contains("tls") || reason.contains("certificate"))
+        && (lower.contains("certificaterequired")
+            || lower.contains("certificate required")
+            || lower.contains("handshakefailure")
+            || lower.contains("bad certificate")
+            || lower.contains("badcertificate"))
     {
-        " (for a registry served over plain HTTP pass --plain-http; for a self-signed certificate --skip-verify)".to_string()
+        " (the registry asks for a client certificate: pass --tlscert CERT.pem --tlskey KEY.pem, or a --hosts-dir whose hosts.toml names a client certificate)".to_string()
+    } else if url.starts_with("https://")
+        && (lower.contains("unknownissuer")
+            || lower.contains("unknown issuer")
+            || lower.contains("invalid peer certificate"))
+    {
+        " (the registry's certificate is not signed by a CA this machine trusts: pass --tlscacert CA.pem, or a --hosts-dir whose hosts.toml names the CA; --skip-verify accepts any certificate)".to_string()
+    } else if url.starts_with("https://")
+        && (e.is_connect() || lower.contains("tls") || lower.contains("certificate"))
+    {
+        " (for a registry served over plain HTTP pass --plain-http; for a certificate signed by your own CA --tlscacert CA.pem; to accept any certificate --skip-verify)".to_string()
     } else if e.is_timeout() {
         " (the request timed out)".to_string()
     } else {

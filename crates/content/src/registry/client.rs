@@ -1,8 +1,7 @@
 //! The async registry client. See the module documentation of
-//! [`crate::registry`] for what comes from oci-client and what is hand-written.
+//! [`crate::registry`] for how each operation is done.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -12,11 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use oci_client::token_cache::{RegistryToken, RegistryTokenType};
-use oci_client::{Reference as OciReference, RegistryOperation};
 use reqwest::header::{
     ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderMap,
     HeaderValue, RANGE,
@@ -28,11 +22,13 @@ use soci_format::json::{self, Descriptor, Index};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::auth::{
-    Access, Authorizer, Credentials, Grant, Scopes, default_docker_config_dir,
-    docker_config_credentials, transport_error,
+    Access, Authorizer, Credentials, Scopes, default_docker_config_dir, docker_config_credentials,
+    transport_error,
 };
+use super::hosts::{HostEndpoint, HostsDirs, TlsConfig};
 use super::ranges::{self, Extractor};
 use super::reference::{ImageReference, ReferenceError, Repository};
+use super::trace::HttpDebug;
 use crate::ContentError;
 
 /// Manifests and indexes larger than this are refused (registries cap them
@@ -66,6 +62,14 @@ pub struct RegistryOptions {
     pub connect_timeout: Option<Duration>,
     /// Timeout of each read from a connection (not of a whole transfer).
     pub read_timeout: Option<Duration>,
+    /// CAs and a client certificate for every registry (`--tlscacert`,
+    /// `--tlscert`, `--tlskey`); `skip_verify` above also applies.
+    pub tls: TlsConfig,
+    /// containerd-style `hosts.toml` directories (`--hosts-dir`): per registry
+    /// the endpoint to use and its TLS.
+    pub hosts_dirs: HostsDirs,
+    /// Print registry HTTP traffic on stderr (`--http-dump`, `--http-trace`).
+    pub http_debug: HttpDebug,
 }
 
 impl Default for RegistryOptions {
@@ -77,6 +81,9 @@ impl Default for RegistryOptions {
             docker_config_dir: None,
             connect_timeout: Some(Duration::from_secs(30)),
             read_timeout: Some(Duration::from_secs(120)),
+            tls: TlsConfig::default(),
+            hosts_dirs: HostsDirs::default(),
+            http_debug: HttpDebug::default(),
         }
     }
 }
@@ -193,13 +200,12 @@ impl std::fmt::Debug for BlobStream {
     }
 }
 
-/// Everything about one registry: where it is, its oci-client, and its
-/// authentication state.
+/// Everything about one registry: where it is, the HTTP client with its
+/// TLS settings, and its authentication state.
 struct Host {
     registry: String,
-    api_host: String,
     base_url: String,
-    oci: oci_client::Client,
+    http: reqwest::Client,
     auth: Authorizer,
 }
 
@@ -266,76 +272,23 @@ impl Host {
         if status == StatusCode::NOT_FOUND && what.digest.is_some() {
             return self.not_found(repo, what);
         }
+        // A TLS server answers a plain HTTP request with 400 (and a body
+        // saying so, except to HEAD).
+        let hint = if status == StatusCode::BAD_REQUEST
+            && self.base_url.starts_with("http://")
+            && (body.is_empty() || String::from_utf8_lossy(body).contains("HTTPS server"))
+        {
+            " (if the registry speaks HTTPS: it was asked in plain HTTP, as registries on \
+             loopback are by default; pass --tlscacert CA.pem or a --hosts-dir whose \
+             hosts.toml says server = \"https://...\")"
+        } else {
+            ""
+        };
         self.error(
             repo,
             what,
-            format!("HTTP {}{}", status.as_u16(), error_body_text(body)),
+            format!("HTTP {}{}{hint}", status.as_u16(), error_body_text(body)),
         )
-    }
-
-    fn oci_error(&self, repo: &Repository, what: &What, e: OciDistributionError) -> ContentError {
-        match oci_status(&e) {
-            Some(s @ (401 | 403)) => return self.auth.refused(s, &what.describe(repo)),
-            Some(404) => return self.not_found(repo, what),
-            _ => {}
-        }
-        if let OciDistributionError::RegistryError { envelope, .. } = &e
-            && envelope.errors.iter().any(|x| {
-                matches!(
-                    x.code,
-                    OciErrorCode::BlobUnknown
-                        | OciErrorCode::ManifestUnknown
-                        | OciErrorCode::NameUnknown
-                )
-            })
-        {
-            return self.not_found(repo, what);
-        }
-        match e {
-            OciDistributionError::RequestError(re) if re.status().is_none() => {
-                let url = re
-                    .url()
-                    .map(|u| u.to_string())
-                    .unwrap_or_else(|| self.base_url.clone());
-                transport_error(&self.registry, &url, &re)
-            }
-            OciDistributionError::RegistryError { envelope, url } => {
-                let msgs: Vec<String> = envelope
-                    .errors
-                    .iter()
-                    .map(|x| format!("{:?}: {}", x.code, x.message))
-                    .collect();
-                self.error(repo, what, format!("{} (from {url})", msgs.join("; ")))
-            }
-            other => self.error(repo, what, other.to_string()),
-        }
-    }
-}
-
-fn oci_status(e: &OciDistributionError) -> Option<u16> {
-    match e {
-        OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => Some(401),
-        OciDistributionError::ServerError { code, .. } => Some(*code),
-        OciDistributionError::RequestError(re) => re.status().map(|s| s.as_u16()),
-        OciDistributionError::RegistryError { envelope, .. } => {
-            if envelope
-                .errors
-                .iter()
-                .any(|x| x.code == OciErrorCode::Unauthorized)
-            {
-                Some(401)
-            } else if envelope
-                .errors
-                .iter()
-                .any(|x| x.code == OciErrorCode::Denied)
-            {
-                Some(403)
-            } else {
-                None
-            }
-        }
-        _ => None,
     }
 }
 
@@ -453,8 +406,10 @@ pub struct RegistryClient {
 
 struct Inner {
     options: RegistryOptions,
+    /// For registries without TLS settings of their own.
     http: reqwest::Client,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
+    endpoints: Mutex<HashMap<String, Option<HostEndpoint>>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -468,25 +423,41 @@ impl std::fmt::Debug for RegistryClient {
 impl RegistryClient {
     /// A client with `options`. Nothing is contacted until the first call.
     pub fn new(options: RegistryOptions) -> Result<RegistryClient, ContentError> {
-        let mut b = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .danger_accept_invalid_certs(options.skip_verify);
+        // Built now so that unreadable TLS files fail before anything is sent.
+        let http = Self::http_client(&options, &TlsConfig::default(), "every registry")?;
+        Ok(RegistryClient {
+            inner: Arc::new(Inner {
+                options,
+                http,
+                hosts: Mutex::new(HashMap::new()),
+                endpoints: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// An HTTP client with the options' timeouts and TLS plus `extra`.
+    fn http_client(
+        options: &RegistryOptions,
+        extra: &TlsConfig,
+        registry: &str,
+    ) -> Result<reqwest::Client, ContentError> {
+        let mut b = reqwest::Client::builder().user_agent(USER_AGENT);
         if let Some(t) = options.connect_timeout {
             b = b.connect_timeout(t);
         }
         if let Some(t) = options.read_timeout {
             b = b.read_timeout(t);
         }
-        let http = b.build().map_err(|e| ContentError::Setup {
-            reason: e.to_string(),
-        })?;
-        Ok(RegistryClient {
-            inner: Arc::new(Inner {
-                options,
-                http,
-                hosts: Mutex::new(HashMap::new()),
-            }),
-        })
+        let tls = TlsConfig {
+            skip_verify: options.skip_verify,
+            ..options.tls.clone()
+        }
+        .merged(extra);
+        tls.apply(b, registry)?
+            .build()
+            .map_err(|e| ContentError::Setup {
+                reason: format!("HTTP client for {registry}: {e}"),
+            })
     }
 
     /// The options the client was made with.
@@ -494,9 +465,26 @@ impl RegistryClient {
         &self.inner.options
     }
 
+    /// The `hosts.toml` endpoint of `repo`'s registry, if any (looked up once).
+    fn endpoint(&self, repo: &Repository) -> Result<Option<HostEndpoint>, ContentError> {
+        let mut cache = self.inner.endpoints.lock().expect("poisoned");
+        if let Some(e) = cache.get(repo.registry()) {
+            return Ok(e.clone());
+        }
+        let e = self.inner.options.hosts_dirs.endpoint(repo.registry())?;
+        cache.insert(repo.registry().to_string(), e.clone());
+        Ok(e)
+    }
+
     /// The URL scheme used for `repo`'s registry.
     pub fn scheme_for(&self, repo: &Repository) -> &'static str {
-        if self.inner.options.plain_http || repo.is_loopback() {
+        if let Ok(Some(e)) = self.endpoint(repo) {
+            return if e.scheme == "http" { "http" } else { "https" };
+        }
+        let o = &self.inner.options;
+        // TLS files name a TLS registry, on loopback too.
+        let tls_given = !o.tls.ca_files.is_empty() || o.tls.client.is_some();
+        if o.plain_http || (repo.is_loopback() && !tls_given) {
             "http"
         } else {
             "https"
@@ -542,37 +530,33 @@ impl RegistryClient {
                 ),
             },
         };
-        let scheme = self.scheme_for(repo);
-        let api_host = repo.api_host().to_string();
-        let base_url = format!("{scheme}://{api_host}");
-        let config = ClientConfig {
-            protocol: if scheme == "http" {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            accept_invalid_certificates: opts.skip_verify,
-            platform_resolver: None,
-            connect_timeout: opts.connect_timeout,
-            read_timeout: opts.read_timeout,
-            user_agent: USER_AGENT,
-            ..ClientConfig::default()
+        let endpoint = self.endpoint(repo)?;
+        let (base_url, http) = match &endpoint {
+            Some(e) => (
+                format!("{}://{}", e.scheme, e.authority),
+                if e.tls == TlsConfig::default() {
+                    self.inner.http.clone()
+                } else {
+                    Self::http_client(opts, &e.tls, repo.registry())?
+                },
+            ),
+            None => (
+                format!("{}://{}", self.scheme_for(repo), repo.api_host()),
+                self.inner.http.clone(),
+            ),
         };
-        let oci = oci_client::Client::try_from(config).map_err(|e| ContentError::Setup {
-            reason: e.to_string(),
-        })?;
         let auth = Authorizer::new(
             repo.registry().to_string(),
             base_url.clone(),
             credentials,
             origin,
-            self.inner.http.clone(),
+            http.clone(),
+            opts.http_debug,
         );
         let host = Arc::new(Host {
             registry: repo.registry().to_string(),
-            api_host,
             base_url,
-            oci,
+            http,
             auth,
         });
         let mut hosts = self.inner.hosts.lock().expect("poisoned");
@@ -580,75 +564,6 @@ impl RegistryClient {
             .entry(repo.registry().to_string())
             .or_insert(host)
             .clone())
-    }
-
-    fn oci_ref(host: &Host, repo: &Repository, digest: &Digest) -> OciReference {
-        OciReference::with_digest(
-            host.api_host.clone(),
-            repo.name().to_string(),
-            digest.to_string(),
-        )
-    }
-
-    /// Hand the grant of `scopes` to oci-client for requests of `access` on `repo`.
-    async fn prime_oci(
-        host: &Host,
-        repo: &Repository,
-        access: Access,
-        scopes: &Scopes,
-    ) -> Result<(), ContentError> {
-        let grant = host.auth.grant(scopes).await?;
-        let r = OciReference::with_tag(
-            host.api_host.clone(),
-            repo.name().to_string(),
-            "latest".into(),
-        );
-        let op = match access {
-            Access::Pull => RegistryOperation::Pull,
-            Access::Push => RegistryOperation::Push,
-        };
-        let stored = match host.auth.credentials() {
-            Credentials::Basic { username, password } => {
-                RegistryAuth::Basic(username.clone(), password.clone())
-            }
-            _ => RegistryAuth::Anonymous,
-        };
-        let token = match grant {
-            Grant::None => return Ok(()),
-            Grant::Basic { username, password } => RegistryTokenType::Basic(username, password),
-            Grant::Bearer(token) => RegistryTokenType::Bearer(RegistryToken::Token { token }),
-        };
-        // oci-client only looks at its token cache for registries it has
-        // credentials for.
-        host.oci.store_auth_if_needed(&host.api_host, &stored).await;
-        host.oci.tokens.insert(&r, op, token).await;
-        Ok(())
-    }
-
-    /// Run an oci-client call, re-authenticating once after a 401.
-    async fn with_oci<T, Fut>(
-        host: &Host,
-        repo: &Repository,
-        access: Access,
-        scopes: &Scopes,
-        what: &What,
-        mut f: impl FnMut() -> Fut,
-    ) -> Result<T, ContentError>
-    where
-        Fut: Future<Output = Result<T, OciDistributionError>>,
-    {
-        let mut retried = false;
-        loop {
-            Self::prime_oci(host, repo, access, scopes).await?;
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if oci_status(&e) == Some(401) && !retried => {
-                    retried = true;
-                    host.auth.invalidate(scopes).await;
-                }
-                Err(e) => return Err(host.oci_error(repo, what, e)),
-            }
-        }
     }
 
     /// Send a body-less request with authentication, re-authenticating once
@@ -665,25 +580,41 @@ impl RegistryClient {
         headers: HeaderMap,
     ) -> Result<reqwest::Response, ContentError> {
         let scopes = Scopes::repo(repo.name(), access);
+        self.send_with(host, repo, &scopes, what, url, |http| {
+            http.request(method.clone(), url).headers(headers.clone())
+        })
+        .await
+    }
+
+    /// Send the request `build` makes (again after a 401, with a fresh grant
+    /// of `scopes`). A final 401/403 becomes [`ContentError::Unauthorized`].
+    async fn send_with(
+        &self,
+        host: &Host,
+        repo: &Repository,
+        scopes: &Scopes,
+        what: &What,
+        url: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ContentError> {
         let mut retried = false;
         loop {
-            let grant = host.auth.grant(&scopes).await?;
-            let mut rb = self
-                .inner
-                .http
-                .request(method.clone(), url)
-                .headers(headers.clone());
+            let grant = host.auth.grant(scopes).await?;
+            let mut rb = build(&host.http);
             if let Some(h) = grant.header() {
                 rb = rb.header(AUTHORIZATION, h);
             }
-            let resp = rb
-                .send()
+            let resp = self
+                .inner
+                .options
+                .http_debug
+                .send(&host.http, rb)
                 .await
                 .map_err(|e| transport_error(&host.registry, url, &e))?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !retried {
                 retried = true;
-                host.auth.invalidate(&scopes).await;
+                host.auth.invalidate(scopes).await;
                 continue;
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -691,6 +622,103 @@ impl RegistryClient {
             }
             return Ok(resp);
         }
+    }
+
+    /// Send a request with a body that cannot be sent twice (a stream):
+    /// a 401 is not retried, it becomes [`ContentError::Unauthorized`].
+    async fn send_once(
+        &self,
+        host: &Host,
+        repo: &Repository,
+        scopes: &Scopes,
+        what: &What,
+        url: &str,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ContentError> {
+        let grant = host.auth.grant(scopes).await?;
+        let rb = match grant.header() {
+            Some(h) => rb.header(AUTHORIZATION, h),
+            None => rb,
+        };
+        let resp = self
+            .inner
+            .options
+            .http_debug
+            .send(&host.http, rb)
+            .await
+            .map_err(|e| transport_error(&host.registry, url, &e))?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            host.auth.invalidate(scopes).await;
+            return Err(host.auth.refused(status.as_u16(), &what.describe(repo)));
+        }
+        Ok(resp)
+    }
+
+    /// Start a blob upload (`POST .../blobs/uploads/`); returns the URL to
+    /// finish it at. With `mount` (`?mount=&from=`), `Ok(None)` means the
+    /// blob was mounted (201).
+    async fn start_upload(
+        &self,
+        host: &Host,
+        repo: &Repository,
+        scopes: &Scopes,
+        what: &What,
+        mount: Option<(&Digest, &Repository)>,
+    ) -> Result<Option<reqwest::Url>, ContentError> {
+        let mut url = reqwest::Url::parse(&format!(
+            "{}/v2/{}/blobs/uploads/",
+            host.base_url,
+            repo.name()
+        ))
+        .map_err(|e| host.error(repo, what, format!("bad URL: {e}")))?;
+        if let Some((d, from)) = mount {
+            url.query_pairs_mut()
+                .append_pair("mount", &d.to_string())
+                .append_pair("from", from.name());
+        }
+        let resp = self
+            .send_with(host, repo, scopes, what, url.as_str(), |http| {
+                http.post(url.clone()).header(CONTENT_LENGTH, "0")
+            })
+            .await?;
+        let status = resp.status();
+        if status == StatusCode::CREATED && mount.is_some() {
+            return Ok(None);
+        }
+        if status != StatusCode::ACCEPTED {
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(host.status_error(repo, what, status, &body));
+        }
+        let location = header_str(resp.headers(), reqwest::header::LOCATION)
+            .ok_or_else(|| host.error(repo, what, "202 without a Location header".into()))?;
+        let next = url
+            .join(location)
+            .map_err(|e| host.error(repo, what, format!("bad Location {location:?}: {e}")))?;
+        Ok(Some(next))
+    }
+
+    /// The URL that completes an upload at `location` with `digest`.
+    fn finish_url(location: &reqwest::Url, digest: &Digest) -> reqwest::Url {
+        let mut u = location.clone();
+        u.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        u
+    }
+
+    /// The answer to the `PUT` completing an upload: 201, or an error.
+    async fn finish_upload(
+        host: &Host,
+        repo: &Repository,
+        what: &What,
+        resp: reqwest::Response,
+    ) -> Result<(), ContentError> {
+        let status = resp.status();
+        if status == StatusCode::CREATED || status.is_success() {
+            return Ok(());
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        Err(host.status_error(repo, what, status, &body))
     }
 
     /// Look up a manifest by tag or digest with `HEAD` and return its
@@ -876,16 +904,28 @@ impl RegistryClient {
     ) -> Result<BlobStream, ContentError> {
         let host = self.host(repo).await?;
         let what = What::blob("get blob", digest);
-        let r = Self::oci_ref(&host, repo, digest);
-        let ds = digest.to_string();
-        let scopes = Scopes::repo(repo.name(), Access::Pull);
-        let sized = Self::with_oci(&host, repo, Access::Pull, &scopes, &what, || {
-            host.oci.pull_blob_stream(&r, ds.as_str())
-        })
-        .await?;
-        let size = sized.content_length;
+        let url = format!("{}/v2/{}/blobs/{}", host.base_url, repo.name(), digest);
+        let resp = self
+            .send(
+                &host,
+                repo,
+                Access::Pull,
+                &what,
+                Method::GET,
+                &url,
+                HeaderMap::new(),
+            )
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(host.status_error(repo, &what, status, &body));
+        }
+        let size = header_u64(resp.headers(), CONTENT_LENGTH);
+        let sized: Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>> =
+            Box::pin(resp.bytes_stream());
         struct St {
-            src: oci_client::client::SizedStream,
+            src: Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>,
             hasher: Option<Hasher>,
             read: u64,
             expected: Digest,
@@ -902,7 +942,7 @@ impl RegistryClient {
             expected_size: size,
             store: store_name(repo),
             registry: host.registry.clone(),
-            url: format!("{}/v2/{}/blobs/{}", host.base_url, repo.name(), digest),
+            url,
         };
         fn mismatch(st: &St, actual: Digest) -> ContentError {
             ContentError::DigestMismatch {
@@ -924,16 +964,12 @@ impl RegistryClient {
                     Some((Ok(b), st))
                 }
                 Some(Err(e)) => {
-                    let h = st.hasher.take().expect("checked");
-                    let err = if e.get_ref().is_some_and(|i| i.is::<DigestError>()) {
-                        mismatch(&st, h.finish())
-                    } else {
-                        ContentError::Unreachable {
-                            registry: st.registry.clone(),
-                            url: st.url.clone(),
-                            reason: format!("download interrupted after {} bytes: {e}", st.read),
-                            hint: String::new(),
-                        }
+                    st.hasher = None;
+                    let err = ContentError::Unreachable {
+                        registry: st.registry.clone(),
+                        url: st.url.clone(),
+                        reason: format!("download interrupted after {} bytes: {e}", st.read),
+                        hint: String::new(),
                     };
                     Some((Err(err), st))
                 }
@@ -1161,13 +1197,20 @@ impl RegistryClient {
         }
         let host = self.host(repo).await?;
         let what = What::blob("push blob", &digest);
-        let r = Self::oci_ref(&host, repo, &digest);
-        let ds = digest.to_string();
         let scopes = Scopes::repo(repo.name(), Access::Push);
-        Self::with_oci(&host, repo, Access::Push, &scopes, &what, || {
-            host.oci.push_blob(&r, data.clone(), &ds)
-        })
-        .await?;
+        let location = self
+            .start_upload(&host, repo, &scopes, &what, None)
+            .await?
+            .expect("an upload without mount has a location");
+        let url = Self::finish_url(&location, &digest);
+        let resp = self
+            .send_with(&host, repo, &scopes, &what, url.as_str(), |http| {
+                http.put(url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(data.clone())
+            })
+            .await?;
+        Self::finish_upload(&host, repo, &what, resp).await?;
         Ok(PushOutcome::Uploaded)
     }
 
@@ -1192,9 +1235,11 @@ impl RegistryClient {
         }
         let host = self.host(repo).await?;
         let what = What::blob("push blob", digest);
-        let r = Self::oci_ref(&host, repo, digest);
         let scopes = Scopes::repo(repo.name(), Access::Push);
-        Self::prime_oci(&host, repo, Access::Push, &scopes).await?;
+        let location = self
+            .start_upload(&host, repo, &scopes, &what, None)
+            .await?
+            .expect("an upload without mount has a location");
 
         let failure: Arc<Mutex<Option<ContentError>>> = Arc::default();
         struct St<R> {
@@ -1215,12 +1260,12 @@ impl RegistryClient {
             store: format!("the data pushed to {}", store_name(repo)),
             failure: failure.clone(),
         };
-        type Item = Result<Bytes, OciDistributionError>;
+        type Item = Result<Bytes, std::io::Error>;
         fn fail<R>(mut st: St<R>, e: ContentError) -> Option<(Item, St<R>)> {
             let msg = e.to_string();
             *st.failure.lock().expect("poisoned") = Some(e);
             st.hasher = None;
-            Some((Err(OciDistributionError::GenericError(Some(msg))), st))
+            Some((Err(std::io::Error::other(msg)), st))
         }
         let stream = futures_util::stream::unfold(st, |mut st| async move {
             st.hasher.as_ref()?;
@@ -1267,12 +1312,20 @@ impl RegistryClient {
             buf.truncate(n);
             Some((Ok(Bytes::from(buf)), st))
         });
-        let ds = digest.to_string();
-        let res = host.oci.push_blob_stream(&r, stream, &ds, Some(size)).await;
+        let url = Self::finish_url(&location, digest);
+        let rb = host
+            .http
+            .put(url.clone())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(stream));
+        let res = self
+            .send_once(&host, repo, &scopes, &what, url.as_str(), rb)
+            .await;
         if let Some(e) = failure.lock().expect("poisoned").take() {
             return Err(e);
         }
-        res.map_err(|e| host.oci_error(repo, &what, e))?;
+        Self::finish_upload(&host, repo, &what, res?).await?;
         Ok(PushOutcome::Uploaded)
     }
 
@@ -1302,18 +1355,29 @@ impl RegistryClient {
         };
         let host = self.host(repo).await?;
         let what = What::blob("mount blob", digest);
-        let target = Self::oci_ref(&host, repo, digest);
-        let source = Self::oci_ref(&host, src, digest);
-        let ds = digest.to_string();
         let scopes = Scopes::mount(repo.name(), src.name());
-        let res = Self::with_oci(&host, repo, Access::Push, &scopes, &what, || {
-            host.oci.mount_blob(&target, &source, &ds)
-        })
-        .await;
-        match res {
-            Ok(()) => Ok(Some(PushOutcome::Mounted)),
-            // 202 (the registry started an upload instead) or an unknown
-            // source blob: upload normally.
+        match self
+            .start_upload(&host, repo, &scopes, &what, Some((digest, src)))
+            .await
+        {
+            Ok(None) => Ok(Some(PushOutcome::Mounted)),
+            // 202: the registry started an upload instead (it does not mount
+            // or lacks the source blob); cancel it and upload normally.
+            Ok(Some(location)) => {
+                let _ = self
+                    .inner
+                    .options
+                    .http_debug
+                    .send(&host.http, {
+                        let rb = host.http.delete(location);
+                        match host.auth.grant(&scopes).await?.header() {
+                            Some(h) => rb.header(AUTHORIZATION, h),
+                            None => rb,
+                        }
+                    })
+                    .await;
+                Ok(None)
+            }
             Err(ContentError::Registry { .. } | ContentError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -1345,20 +1409,29 @@ impl RegistryClient {
                 ),
             ));
         }
-        let r = match tag {
+        let object = match tag {
             Some(t) => {
                 ImageReference::with_tag(repo.clone(), t)?;
-                OciReference::with_tag(host.api_host.clone(), repo.name().to_string(), t.into())
+                t.to_string()
             }
-            None => Self::oci_ref(&host, repo, &digest),
+            None => digest.to_string(),
         };
         let ct = HeaderValue::from_str(media_type)
             .map_err(|_| host.error(repo, &what, format!("invalid media type {media_type:?}")))?;
         let scopes = Scopes::repo(repo.name(), Access::Push);
-        Self::with_oci(&host, repo, Access::Push, &scopes, &what, || {
-            host.oci.push_manifest_raw(&r, bytes.clone(), ct.clone())
-        })
-        .await?;
+        let url = format!("{}/v2/{}/manifests/{}", host.base_url, repo.name(), object);
+        let resp = self
+            .send_with(&host, repo, &scopes, &what, &url, |http| {
+                http.put(&url)
+                    .header(CONTENT_TYPE, ct.clone())
+                    .body(bytes.clone())
+            })
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(host.status_error(repo, &what, status, &body));
+        }
         Ok(Descriptor::new(media_type, digest, bytes.len() as i64))
     }
 

@@ -1,20 +1,24 @@
 //! OCI registries: references, credentials, and an async client.
 //!
 //! [`RegistryClient`] talks the OCI distribution API (tokio, HTTP/1.1 through
-//! reqwest). It is built on `oci-client` where that crate fits and hand-writes
-//! the rest:
+//! reqwest), every operation on one reqwest client per registry:
 //!
-//! | operation | how | why |
-//! |---|---|---|
-//! | blob upload (`push_blob`, `push_blob_stream`) | oci-client `push_blob` / `push_blob_stream` | chunked upload with monolithic fallback, as needed |
-//! | cross-repository mount | oci-client `mount_blob` | as needed; a 202 (mount refused) falls back to an upload |
-//! | manifest upload | oci-client `push_manifest_raw` | sends the exact bytes, so the digest is ours |
-//! | whole-blob download (`get_blob`, `get_blob_stream`) | oci-client `pull_blob_stream`, re-verified here | its verification error is turned into [`ContentError::DigestMismatch`] |
-//! | authentication | hand-written ([`auth`](self::auth)), tokens handed to oci-client | see the `auth` module: identity tokens, mount scopes, refused credentials, shared tokens |
-//! | `resolve` (HEAD manifest), `blob_size` (HEAD blob) | hand-written | oci-client's HEAD helpers return only a digest or a bool, not size and media type |
-//! | `get_manifest` | hand-written | oci-client's `pull_manifest_raw` drops the `Content-Type`, the authoritative media type |
-//! | `read_ranges` | hand-written | oci-client reads one `bytes=a-b` range and hides `Content-Range`; we need multi-range requests, `multipart/byteranges`, and checking what a 206 covers |
-//! | `referrers`, `put_referrers_tag_fallback` | hand-written | oci-client's `pull_referrers` parses into its own lossy types and reports any registry error on the fallback tag (even 401) as "no referrers"; the tag-schema update needs the raw index |
+//! | operation | how |
+//! |---|---|
+//! | blob upload (`push_blob`, `push_blob_stream`) | `POST .../blobs/uploads/`, then one `PUT ...?digest=` with the whole body (streamed, hashed on the way) |
+//! | cross-repository mount | `POST .../blobs/uploads/?mount=&from=`; a 202 (no mount) is cancelled and the blob uploaded |
+//! | manifest upload | `PUT .../manifests/<tag or digest>` with the exact bytes, so the digest is ours |
+//! | whole-blob download (`get_blob`, `get_blob_stream`) | `GET`, verified against the digest while it streams |
+//! | authentication | [`auth`](self::auth): identity tokens, mount scopes, refused credentials |
+//! | `resolve` (HEAD manifest), `blob_size` (HEAD blob), `get_manifest` | size, media type and digest from the answer |
+//! | `read_ranges` | multi-range requests, `multipart/byteranges`, checking what a 206 covers |
+//! | `referrers`, `put_referrers_tag_fallback` | the OCI referrers API with the tag-schema fallback |
+//!
+//! No oci-client: it builds its own HTTP client, which cannot present a
+//! client certificate (`--tlscert`/`--tlskey`, hosts.toml `client`), and its
+//! authentication has no refresh-token grant; with one HTTP client per
+//! registry, TLS settings ([`TlsConfig`], [`HostsDirs`]) and the debug output
+//! of `--http-dump`/`--http-trace` ([`HttpDebug`]) cover every request.
 //!
 //! Every operation re-authenticates once after a 401 (an expired token) and
 //! then fails with [`ContentError::Unauthorized`] naming the registry. Errors
@@ -31,8 +35,10 @@
 pub mod auth;
 mod blocking;
 mod client;
+pub mod hosts;
 mod ranges;
 mod reference;
+pub mod trace;
 
 pub use auth::{
     Credentials, default_docker_config_dir, docker_config_credentials, docker_config_dir_from,
@@ -42,7 +48,9 @@ pub use client::{
     BlobStream, FetchedManifest, MAX_MANIFEST_SIZE, PushOutcome, Referrers, RegistryClient,
     RegistryOptions, referrer_descriptor, referrers_tag,
 };
+pub use hosts::{HostEndpoint, HostsDirs, TlsConfig};
 pub use reference::{
     DOCKER_HUB, DOCKER_HUB_API_HOST, DOCKER_HUB_CREDENTIAL_KEY, ImageLocation, ImageReference,
     ReferenceError, Repository, is_loopback_registry, registry_api_host,
 };
+pub use trace::HttpDebug;

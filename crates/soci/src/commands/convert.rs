@@ -11,7 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use soci_artifacts::{ArtifactEntry, ArtifactType, ArtifactsDb, SociStore};
-use soci_content::registry::{BlockingRuntime, RegistryClient, RegistryOptions, RemoteImage};
+use soci_content::registry::{
+    BlockingRuntime, HostsDirs, HttpDebug, RegistryClient, RegistryOptions, RemoteImage, TlsConfig,
+};
 use soci_content::{BlobSource, ContentError, ImageLocation, Layout, OutputFormat, open_layout};
 use soci_format::Digest;
 use soci_format::json::{self, Descriptor, Platform, SociIndex};
@@ -155,18 +157,34 @@ pub(crate) struct Registry {
     pub rt: Arc<BlockingRuntime>,
 }
 
-pub(crate) fn registry(args: &RegistryArgs) -> anyhow::Result<Registry> {
+/// The registry client options the flags ask for.
+pub(crate) fn registry_options(args: &RegistryArgs) -> anyhow::Result<RegistryOptions> {
     let credentials = args
         .user
         .as_deref()
         .map(super::image::credentials)
         .transpose()?;
-    let client = RegistryClient::new(RegistryOptions {
+    let t = &args.tls;
+    Ok(RegistryOptions {
         plain_http: args.plain_http,
         skip_verify: args.skip_verify,
         credentials,
+        tls: TlsConfig {
+            ca_files: t.ca.clone(),
+            client: t.cert.clone().zip(t.key.clone()),
+            skip_verify: false,
+        },
+        hosts_dirs: HostsDirs(t.hosts_dirs.clone()),
+        http_debug: HttpDebug {
+            dump: t.http_dump,
+            trace: t.http_trace,
+        },
         ..RegistryOptions::default()
-    })?;
+    })
+}
+
+pub(crate) fn registry(args: &RegistryArgs) -> anyhow::Result<Registry> {
+    let client = RegistryClient::new(registry_options(args)?)?;
     Ok(Registry {
         client,
         rt: Arc::new(BlockingRuntime::new()?),

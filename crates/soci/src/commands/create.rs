@@ -42,8 +42,12 @@ pub(crate) fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
     let existing: Option<&dyn ExistingZtocs> = (!args.build.force).then_some(&stored as _);
     let progress = Progress::new(false);
     let events = PrintEvents::new(progress.clone(), false);
-    let (outcome, root_digest) =
-        with_image(global, local.ctrd.as_ref(), &image, |source, root| {
+    let (outcome, root_digest) = with_image(
+        global,
+        local.ctrd.as_ref(),
+        &image,
+        super::convert::registry_options(&args.registry)?,
+        |source, root| {
             let counting = ProgressSource {
                 inner: source,
                 progress: &progress,
@@ -51,7 +55,8 @@ pub(crate) fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<()> {
             let o = soci_indexer::create(&counting, root, &cfg, &selection, existing, &events)
                 .with_context(|| format!("cannot create a SOCI index for {}", args.image))?;
             Ok((o, root.digest.clone()))
-        })?;
+        },
+    )?;
 
     // Blobs first (inside a lease on containerd, so that nothing is collected
     // before the image label holds it), then the records naming them.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use soci_containerd::{Containerd, LayerOutcome, RpullEvent, RpullEvents, RpullOptions};
-use soci_content::registry::{Credentials, ImageReference, RegistryClient, RegistryOptions};
+use soci_content::registry::{Credentials, ImageReference, RegistryClient};
 use soci_format::Digest;
 use soci_format::json::Platform;
 
@@ -170,14 +170,8 @@ pub(crate) fn rpull(global: &GlobalArgs, args: RpullArgs) -> anyhow::Result<()> 
             })
         })
         .transpose()?;
-    let credentials = args.user.as_deref().map(credentials).transpose()?;
     let timeout = global.timeout.as_deref().map(parse_timeout).transpose()?;
-    let registry = RegistryClient::new(RegistryOptions {
-        plain_http: args.plain_http,
-        skip_verify: args.skip_verify,
-        credentials,
-        ..RegistryOptions::default()
-    })?;
+    let registry = RegistryClient::new(super::convert::registry_options(&args.registry)?)?;
     let options = RpullOptions {
         snapshotter: args.snapshotter.clone(),
         platform,

@@ -20,9 +20,13 @@ fn entries_of_image(
     platforms: &[Platform],
 ) -> anyhow::Result<Vec<ArtifactEntry>> {
     let img = parse_image(image)?;
-    let (root, manifests) = with_image(global, local.ctrd.as_ref(), &img, |source, root| {
-        Ok((root.clone(), image_manifests(source, root)?))
-    })?;
+    let (root, manifests) = with_image(
+        global,
+        local.ctrd.as_ref(),
+        &img,
+        soci_content::registry::RegistryOptions::default(),
+        |source, root| Ok((root.clone(), image_manifests(source, root)?)),
+    )?;
     let mut wanted = BTreeSet::new();
     let single = manifests.len() == 1 && manifests[0].digest == root.digest;
     for m in &manifests {

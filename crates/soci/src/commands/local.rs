@@ -320,10 +320,11 @@ pub(crate) fn with_image<T>(
     global: &GlobalArgs,
     ctrd: Option<&Ctrd>,
     image: &ImageArg,
+    registry: RegistryOptions,
     f: impl FnOnce(&dyn BlobSource, &Descriptor) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     match image {
-        ImageArg::Location(loc) => with_location(loc, f),
+        ImageArg::Location(loc) => with_location(loc, registry, f),
         ImageArg::Containerd(name) => {
             let own;
             let ctrd = match ctrd {
@@ -342,12 +343,13 @@ pub(crate) fn with_image<T>(
 /// Run `f` on the image at a transport location.
 pub(crate) fn with_location<T>(
     loc: &ImageLocation,
+    registry: RegistryOptions,
     f: impl FnOnce(&dyn BlobSource, &Descriptor) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     match loc {
         ImageLocation::Registry(r) => {
             let rt = Arc::new(BlockingRuntime::new()?);
-            let client = RegistryClient::new(RegistryOptions::default())?;
+            let client = RegistryClient::new(registry)?;
             let img = RemoteImage::open(client, r.clone().with_default_tag(), rt)
                 .with_context(|| format!("cannot read image {r}"))?;
             let root = img.root().clone();

@@ -7,12 +7,12 @@ use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use soci_artifacts::ArtifactEntry;
 use soci_content::registry::{
-    ImageLocation, ImageReference, RegistryClient, RegistryOptions, Repository, referrer_descriptor,
+    Credentials, ImageLocation, ImageReference, RegistryClient, Repository, referrer_descriptor,
 };
 use soci_format::Digest;
 use soci_format::json::{self, Descriptor, Index, Platform, SociIndex};
 
-use super::image::{credentials, parse_timeout};
+use super::image::parse_timeout;
 use super::local::{Local, open_local};
 use crate::cli::{ExistingIndex, GlobalArgs, PushArgs};
 use crate::progress::{Progress, human_bytes};
@@ -129,13 +129,11 @@ fn plan(local: &Local, manifests: Vec<(String, Descriptor)>) -> anyhow::Result<V
 pub(crate) fn run(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<()> {
     let local = open_local(global)?;
     let reference = target(&args.reference)?;
-    let credentials = args.user.as_deref().map(credentials).transpose()?;
-    let client = RegistryClient::new(RegistryOptions {
-        plain_http: args.plain_http,
-        skip_verify: args.skip_verify,
-        credentials,
-        ..RegistryOptions::default()
-    })?;
+    let mut options = super::convert::registry_options(&args.registry)?;
+    if let Some(token) = &args.refresh {
+        options.credentials = Some(Credentials::IdentityToken(token.clone()));
+    }
+    let client = RegistryClient::new(options)?;
     let concurrency = match args.max_concurrent_uploads {
         0 => 3,
         n => usize::try_from(n).unwrap_or(3),
