@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     AccessFlags, BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, Filesystem,
@@ -440,6 +440,48 @@ impl Default for MountOptions {
 pub struct MountHandle {
     session: Option<BackgroundSession>,
     mountpoint: PathBuf,
+    /// The FUSE connection (the minor device number of the mount), to abort
+    /// it when the serving threads do not stop after the unmount.
+    connection: Option<u32>,
+}
+
+/// How long an unmount waits for the serving threads, before and after
+/// aborting the FUSE connection.
+const UNMOUNT_WAIT: Duration = Duration::from_secs(5);
+
+/// Where the kernel's FUSE control filesystem is (mounted on demand).
+const FUSECTL: &str = "/sys/fs/fuse/connections";
+
+/// The FUSE connection of the mount at `mountpoint`, from
+/// `/proc/self/mountinfo` (field 3 is `major:minor`; for FUSE the minor is
+/// the connection number).
+fn connection_of(mountpoint: &Path) -> Option<u32> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = mountpoint.to_str()?;
+    info.lines().rev().find_map(|l| {
+        let mut f = l.split(' ');
+        let dev = f.nth(2)?;
+        let point = f.nth(1)?.replace("\\040", " ");
+        (point == want).then(|| dev.split_once(':')?.1.parse().ok())?
+    })
+}
+
+/// Abort FUSE connection `conn`: every pending and future request fails and
+/// the serving threads' reads return, wherever the filesystem is still
+/// mounted (another mount namespace may hold a copy of the mount).
+fn abort_connection(conn: u32) -> std::io::Result<()> {
+    let abort = Path::new(FUSECTL).join(conn.to_string()).join("abort");
+    if !abort.exists() {
+        // Not mounted yet on this machine; an error means it is not available.
+        let _ = rustix::mount::mount(
+            "fusectl",
+            FUSECTL,
+            "fusectl",
+            rustix::mount::MountFlags::empty(),
+            None,
+        );
+    }
+    std::fs::write(&abort, b"1")
 }
 
 /// Mount `fs` at `mountpoint` and serve it from background threads.
@@ -465,9 +507,11 @@ pub fn mount(
             source,
         }
     })?;
+    let connection = connection_of(&mountpoint);
     Ok(MountHandle {
         session: Some(session),
         mountpoint,
+        connection,
     })
 }
 
@@ -487,7 +531,47 @@ impl MountHandle {
         let Some(session) = self.session.take() else {
             return Ok(());
         };
-        match session.umount_and_join() {
+        // The serving threads end when the kernel closes the connection,
+        // which a copy of the mount in another mount namespace (made by
+        // `unshare`, `ip netns exec`, a container runtime...) keeps open: wait
+        // a bounded time, then abort the connection, then give up waiting.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("fuse-unmount".into())
+            .spawn(move || {
+                let _ = tx.send(session.umount_and_join());
+            });
+        if let Err(e) = spawned {
+            return Err(LayerFsError::Unmount {
+                path: self.mountpoint.clone(),
+                source: e,
+            });
+        }
+        let mut result = rx.recv_timeout(UNMOUNT_WAIT);
+        if result.is_err() {
+            let aborted = self.connection.map(abort_connection);
+            tracing::warn!(
+                mountpoint = %self.mountpoint.display(),
+                connection = ?self.connection,
+                aborted = ?aborted.as_ref().map(|r| r.as_ref().map_err(|e| e.to_string())),
+                "the layer filesystem is still mounted elsewhere (another mount namespace); aborting its FUSE connection"
+            );
+            result = rx.recv_timeout(UNMOUNT_WAIT);
+        }
+        let Ok(result) = result else {
+            tracing::error!(
+                mountpoint = %self.mountpoint.display(),
+                "the layer filesystem's threads did not stop; leaving them behind"
+            );
+            return Err(LayerFsError::Unmount {
+                path: self.mountpoint.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the FUSE connection stayed open after the unmount and an abort",
+                ),
+            });
+        };
+        match result {
             Ok(()) => Ok(()),
             Err(source) => {
                 let detached =

@@ -493,3 +493,65 @@ fn busy_unmount_detaches_lazily() {
     assert_eq!(&buf[..n], b"layer\n");
     drop(open);
 }
+
+/// A copy of the mount in another mount namespace keeps the FUSE connection
+/// open after our unmount; the unmount must still return (it aborts the
+/// connection), and the other namespace then sees a dead filesystem, never
+/// stale or wrong bytes.
+#[test]
+fn unmount_returns_when_another_mount_namespace_holds_the_mount() {
+    if !fuse_required() {
+        return;
+    }
+    let scratch = Scratch::new("unmount_returns_when_another_mount_namespace_holds_the_mount");
+    let layer = Layer::new(&rich_entries());
+    let mnt = scratch.path().join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let handle = soci_layerfs::mount(
+        mem_fs(&layer, TreeOptions::default()),
+        &mnt,
+        &soci_layerfs::MountOptions { n_threads: 2 },
+    )
+    .unwrap();
+    // A process in a new mount namespace (private propagation, the default of
+    // unshare(1)), which has read a file through its copy of the mount.
+    let ready = scratch.path().join("ready");
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--mount", "sh", "-c"])
+        .arg(format!(
+            "cat {} > {} && sleep 120",
+            mnt.join("etc/hostname").display(),
+            ready.display()
+        ))
+        .spawn()
+        .expect("run unshare (util-linux)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fs::read(&ready).map(|b| b.is_empty()).unwrap_or(true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holder never read the file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(fs::read(&ready).unwrap(), b"layer\n");
+
+    // Returns (bounded by the Scratch watchdog), whatever it reports.
+    let _ = handle.unmount();
+    assert!(
+        mountinfo_line(&mnt).is_none(),
+        "still mounted in this namespace"
+    );
+    // In the holder's namespace the filesystem is gone: reads fail.
+    let seen = std::process::Command::new("nsenter")
+        .args(["-t", &holder.id().to_string(), "-m", "cat"])
+        .arg(mnt.join("etc/hostname"))
+        .output()
+        .expect("run nsenter");
+    assert!(
+        !seen.status.success(),
+        "the copy of the mount still serves: {:?}",
+        String::from_utf8_lossy(&seen.stdout)
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
