@@ -71,6 +71,8 @@ pub enum Size {
     S,
     /// ~1.6 GiB of files.
     M,
+    /// 200,000 small files in a `node_modules`-like tree (see `many_files`).
+    F200k,
 }
 
 impl Size {
@@ -80,6 +82,7 @@ impl Size {
             Size::Tiny => 40 << 20,
             Size::S => 300 << 20,
             Size::M => 1600 << 20,
+            Size::F200k => 0,
         }
     }
 
@@ -88,6 +91,7 @@ impl Size {
             Size::Tiny => "tiny",
             Size::S => "S",
             Size::M => "M",
+            Size::F200k => "f200k",
         }
     }
 }
@@ -135,6 +139,8 @@ pub enum Op {
     Stat { path: String },
     /// `stat` a path that does not exist.
     Missing { path: String },
+    /// List a directory.
+    Readdir { path: String },
 }
 
 impl Op {
@@ -144,6 +150,7 @@ impl Op {
             Op::Read { path, offset, len } => format!("r {offset} {len} /{path}"),
             Op::Stat { path } => format!("s /{path}"),
             Op::Missing { path } => format!("m /{path}"),
+            Op::Readdir { path } => format!("d /{path}"),
         }
     }
 }
@@ -191,6 +198,9 @@ pub struct ImageInfo {
     pub layers: Vec<LayerInfo>,
     pub files: Vec<FileEntry>,
     pub workloads: Vec<Workload>,
+    /// Symlinks and hard links of the content layers.
+    #[serde(default)]
+    pub links: usize,
     /// `sha256:...` of the image manifest.
     pub manifest_digest: String,
     /// Bytes of manifest + config.
@@ -303,6 +313,10 @@ enum Entry {
         path: String,
         target: String,
     },
+    Hardlink {
+        path: String,
+        target: String,
+    },
 }
 
 const MTIME: u64 = 1_700_000_000;
@@ -356,6 +370,12 @@ fn write_layer(dir: &Path, name: &str, entries: &[Entry]) -> Result<LayerInfo> {
             Entry::Symlink { path, target } => {
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_mode(0o777);
+                h.set_size(0);
+                b.append_link(&mut h, path, target)?;
+            }
+            Entry::Hardlink { path, target } => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_mode(0o644);
                 h.set_size(0);
                 b.append_link(&mut h, path, target)?;
             }
@@ -579,8 +599,21 @@ pub fn generate(
     }
     std::fs::create_dir_all(dir.join("blobs/sha256"))?;
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    let files = plan_files(size, seed);
-    let workloads = plan_workloads(&files, seed);
+    let (files, links) = if size == Size::F200k {
+        crate::many_files::plan(seed)
+    } else {
+        (plan_files(size, seed), Vec::new())
+    };
+    let workloads = if size == Size::F200k {
+        crate::many_files::workloads(&files, &links, seed)
+    } else {
+        plan_workloads(&files, seed)
+    };
+    let content_layers: &[(usize, &str)] = if size == Size::F200k {
+        &[(1, "tree1"), (2, "tree2")]
+    } else {
+        &[(1, "distro"), (2, "libs"), (3, "assets")]
+    };
 
     let mut layers = Vec::new();
     // base
@@ -608,12 +641,27 @@ pub fn generate(
     });
     layers.push(write_layer(dir, "base", &base)?);
     // content layers
-    for (layer, name) in [(1, "distro"), (2, "libs"), (3, "assets")] {
+    for &(layer, name) in content_layers {
         let mut seen = Default::default();
         let mut entries = Vec::new();
         for f in files.iter().filter(|f| f.layer == layer) {
             parents(&f.path, &mut seen, &mut entries);
             entries.push(Entry::File(f.clone()));
+        }
+        // Links after every file, so that a hard link's target comes first.
+        for l in links.iter().filter(|l| l.layer == layer) {
+            parents(&l.path, &mut seen, &mut entries);
+            entries.push(if l.hard {
+                Entry::Hardlink {
+                    path: l.path.clone(),
+                    target: l.target.clone(),
+                }
+            } else {
+                Entry::Symlink {
+                    path: l.path.clone(),
+                    target: l.target.clone(),
+                }
+            });
         }
         layers.push(write_layer(dir, name, &entries)?);
     }
@@ -689,6 +737,7 @@ pub fn generate(
         layers,
         files,
         workloads,
+        links: links.len(),
         manifest_digest,
         metadata_bytes: (config_bytes.len() + manifest_bytes.len()) as u64,
     })

@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod image;
+pub mod many_files;
 pub mod net;
 pub mod proxy;
 pub mod report;
