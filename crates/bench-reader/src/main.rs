@@ -5,7 +5,9 @@
 //! - `r OFFSET LEN PATH`: open PATH, read LEN bytes from OFFSET, close;
 //! - `s PATH`: stat PATH, which must exist;
 //! - `m PATH`: stat PATH, which must not exist (a negative lookup);
-//! - `d PATH`: list the directory PATH (names hashed in sorted order).
+//! - `d PATH`: list the directory PATH (names hashed in sorted order);
+//! - `x PROGRAM\tARG...`: run PROGRAM with the tab-separated arguments; it
+//!   must exit with status 0 (its standard output is hashed).
 //!
 //! It times every operation and prints one line, `SOCI-BENCH-RESULT {json}`,
 //! with the count, bytes read, elapsed time, latency percentiles and a digest
@@ -114,6 +116,23 @@ fn run(list: &str) -> Result<String, String> {
                     hash.feed(n.as_encoded_bytes());
                 }
                 hash.mix(names.len() as u64);
+            }
+            ("x ", cmd) => {
+                let mut argv = cmd.split('\t');
+                let prog = argv.next().ok_or_else(bad)?;
+                let out = std::process::Command::new(prog)
+                    .args(argv)
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .map_err(|e| format!("run {prog}: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "{prog} failed ({}): {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+                hash.feed(&out.stdout);
             }
             _ => return Err(bad()),
         }
