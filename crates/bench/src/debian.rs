@@ -159,7 +159,7 @@ pub fn resolve(root: &Path, path: &str) -> Option<String> {
 pub fn trace_python_import(root: &Path, work: &Path) -> Result<Vec<String>> {
     let log = work.join("python-import.strace");
     let status = Command::new(soci_e2e::tool("strace"))
-        .args(["-f", "-qq", "-e", "trace=open,openat", "-o"])
+        .args(["-f", "-qq", "-e", "trace=execve,open,openat", "-o"])
         .arg(&log)
         .arg(soci_e2e::tool("chroot"))
         .arg(root)
@@ -179,7 +179,16 @@ pub fn trace_python_import(root: &Path, work: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(&log)?;
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
+    // The opens of `chroot` itself (host files, before python starts) do not count.
+    let mut started = false;
     for line in text.lines() {
+        if line.contains(&format!("execve(\"{}\"", PYTHON_IMPORT[0])) && line.ends_with("= 0") {
+            started = true;
+            continue;
+        }
+        if !started || line.contains("execve(") {
+            continue;
+        }
         // `PID openat(AT_FDCWD, "/path", FLAGS) = FD` (failed opens end in `= -1 ENOENT ...`).
         let Some((call, ret)) = line.rsplit_once(") = ") else {
             continue;
