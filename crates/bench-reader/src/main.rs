@@ -4,7 +4,10 @@
 //!
 //! - `r OFFSET LEN PATH`: open PATH, read LEN bytes from OFFSET, close;
 //! - `s PATH`: stat PATH, which must exist;
-//! - `m PATH`: stat PATH, which must not exist (a negative lookup).
+//! - `m PATH`: stat PATH, which must not exist (a negative lookup);
+//! - `d PATH`: list the directory PATH (names hashed in sorted order);
+//! - `x PROGRAM\tARG...`: run PROGRAM with the tab-separated arguments; it
+//!   must exit with status 0 (its standard output is hashed).
 //!
 //! It times every operation and prints one line, `SOCI-BENCH-RESULT {json}`,
 //! with the count, bytes read, elapsed time, latency percentiles and a digest
@@ -102,6 +105,35 @@ fn run(list: &str) -> Result<String, String> {
                 Err(e) => return Err(format!("stat {path}: {e}")),
                 Ok(_) => return Err(format!("{path} exists but should not")),
             },
+            ("d ", path) => {
+                let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(path)
+                    .map_err(|e| format!("list {path}: {e}"))?
+                    .map(|e| e.map(|e| e.file_name()))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("list {path}: {e}"))?;
+                names.sort();
+                for n in &names {
+                    hash.feed(n.as_encoded_bytes());
+                }
+                hash.mix(names.len() as u64);
+            }
+            ("x ", cmd) => {
+                let mut argv = cmd.split('\t');
+                let prog = argv.next().ok_or_else(bad)?;
+                let out = std::process::Command::new(prog)
+                    .args(argv)
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .map_err(|e| format!("run {prog}: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "{prog} failed ({}): {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+                hash.feed(&out.stdout);
+            }
             _ => return Err(bad()),
         }
         lat_ns.push(t.elapsed().as_nanos() as u64);

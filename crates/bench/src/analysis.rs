@@ -94,10 +94,13 @@ pub fn workload_spans(
         .map(|f| (f.path.as_str(), f.layer))
         .collect();
     let mut touched: BTreeSet<(usize, u32)> = BTreeSet::new();
-    for op in &w.ops {
-        let Op::Read { path, offset, len } = op else {
-            continue;
-        };
+    let reads = w.ops.iter().flat_map(|op| match op {
+        Op::Read { path, offset, len } => vec![(path, *offset, *len)],
+        Op::Exec { reads, .. } => reads.iter().map(|(p, l)| (p, 0, *l)).collect(),
+        _ => Vec::new(),
+    });
+    for (path, offset, len) in reads {
+        let (offset, len) = (&offset, &len);
         if *len == 0 {
             continue;
         }

@@ -71,6 +71,10 @@ pub enum Size {
     S,
     /// ~1.6 GiB of files.
     M,
+    /// 200,000 small files in a `node_modules`-like tree (see `many_files`).
+    F200k,
+    /// A Debian bookworm root filesystem with python3 (see `debian`).
+    DebianPython,
 }
 
 impl Size {
@@ -80,6 +84,7 @@ impl Size {
             Size::Tiny => 40 << 20,
             Size::S => 300 << 20,
             Size::M => 1600 << 20,
+            Size::F200k | Size::DebianPython => 0,
         }
     }
 
@@ -88,6 +93,8 @@ impl Size {
             Size::Tiny => "tiny",
             Size::S => "S",
             Size::M => "M",
+            Size::F200k => "f200k",
+            Size::DebianPython => "debian-python",
         }
     }
 }
@@ -135,6 +142,14 @@ pub enum Op {
     Stat { path: String },
     /// `stat` a path that does not exist.
     Missing { path: String },
+    /// List a directory.
+    Readdir { path: String },
+    /// Run a program (which must exit with status 0); `reads` are the whole
+    /// files it was traced to open, counted as its touched bytes.
+    Exec {
+        argv: Vec<String>,
+        reads: Vec<(String, u64)>,
+    },
 }
 
 impl Op {
@@ -144,6 +159,8 @@ impl Op {
             Op::Read { path, offset, len } => format!("r {offset} {len} /{path}"),
             Op::Stat { path } => format!("s /{path}"),
             Op::Missing { path } => format!("m /{path}"),
+            Op::Readdir { path } => format!("d /{path}"),
+            Op::Exec { argv, .. } => format!("x {}", argv.join("\t")),
         }
     }
 }
@@ -164,6 +181,7 @@ impl Workload {
             .iter()
             .map(|o| match o {
                 Op::Read { len, .. } => *len,
+                Op::Exec { reads, .. } => reads.iter().map(|r| r.1).sum(),
                 _ => 0,
             })
             .sum()
@@ -180,7 +198,14 @@ impl Workload {
 }
 
 /// The names of the workloads, in report order.
-pub const WORKLOADS: [&str; 5] = ["clustered", "scattered", "metadata", "headers", "fullscan"];
+pub const WORKLOADS: [&str; 6] = [
+    "clustered",
+    "scattered",
+    "metadata",
+    "headers",
+    "fullscan",
+    "python-import",
+];
 
 /// What the generator made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +216,9 @@ pub struct ImageInfo {
     pub layers: Vec<LayerInfo>,
     pub files: Vec<FileEntry>,
     pub workloads: Vec<Workload>,
+    /// Symlinks and hard links of the content layers.
+    #[serde(default)]
+    pub links: usize,
     /// `sha256:...` of the image manifest.
     pub manifest_digest: String,
     /// Bytes of manifest + config.
@@ -303,6 +331,21 @@ enum Entry {
         path: String,
         target: String,
     },
+    Hardlink {
+        path: String,
+        target: String,
+    },
+    /// A directory with its mode.
+    DirMode {
+        path: String,
+        mode: u32,
+    },
+    /// A regular file copied from the host when the layer is written.
+    Host {
+        path: String,
+        src: PathBuf,
+        mode: u32,
+    },
 }
 
 const MTIME: u64 = 1_700_000_000;
@@ -356,6 +399,27 @@ fn write_layer(dir: &Path, name: &str, entries: &[Entry]) -> Result<LayerInfo> {
             Entry::Symlink { path, target } => {
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_mode(0o777);
+                h.set_size(0);
+                b.append_link(&mut h, path, target)?;
+            }
+            Entry::DirMode { path, mode } => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(*mode);
+                h.set_size(0);
+                b.append_data(&mut h, format!("{path}/"), io::empty())?;
+            }
+            Entry::Host { path, src, mode } => {
+                let f =
+                    std::fs::File::open(src).with_context(|| format!("open {}", src.display()))?;
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(*mode);
+                h.set_size(f.metadata()?.len());
+                b.append_data(&mut h, path, f)?;
+                files += 1;
+            }
+            Entry::Hardlink { path, target } => {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_mode(0o644);
                 h.set_size(0);
                 b.append_link(&mut h, path, target)?;
             }
@@ -579,8 +643,21 @@ pub fn generate(
     }
     std::fs::create_dir_all(dir.join("blobs/sha256"))?;
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    let files = plan_files(size, seed);
-    let workloads = plan_workloads(&files, seed);
+    let (files, links) = if size == Size::F200k {
+        crate::many_files::plan(seed)
+    } else {
+        (plan_files(size, seed), Vec::new())
+    };
+    let workloads = if size == Size::F200k {
+        crate::many_files::workloads(&files, &links, seed)
+    } else {
+        plan_workloads(&files, seed)
+    };
+    let content_layers: &[(usize, &str)] = if size == Size::F200k {
+        &[(1, "tree1"), (2, "tree2")]
+    } else {
+        &[(1, "distro"), (2, "libs"), (3, "assets")]
+    };
 
     let mut layers = Vec::new();
     // base
@@ -608,12 +685,27 @@ pub fn generate(
     });
     layers.push(write_layer(dir, "base", &base)?);
     // content layers
-    for (layer, name) in [(1, "distro"), (2, "libs"), (3, "assets")] {
+    for &(layer, name) in content_layers {
         let mut seen = Default::default();
         let mut entries = Vec::new();
         for f in files.iter().filter(|f| f.layer == layer) {
             parents(&f.path, &mut seen, &mut entries);
             entries.push(Entry::File(f.clone()));
+        }
+        // Links after every file, so that a hard link's target comes first.
+        for l in links.iter().filter(|l| l.layer == layer) {
+            parents(&l.path, &mut seen, &mut entries);
+            entries.push(if l.hard {
+                Entry::Hardlink {
+                    path: l.path.clone(),
+                    target: l.target.clone(),
+                }
+            } else {
+                Entry::Symlink {
+                    path: l.path.clone(),
+                    target: l.target.clone(),
+                }
+            });
         }
         layers.push(write_layer(dir, name, &entries)?);
     }
@@ -641,12 +733,39 @@ pub fn generate(
     }
     layers.push(write_layer(dir, "config", &cfg)?);
 
+    let (manifest_digest, metadata_bytes) = write_manifest(
+        dir,
+        &layers,
+        &["/bench/reader", "/bench/clustered.txt"],
+        &["PATH=/bin"],
+    )?;
+    Ok(ImageInfo {
+        generator_version: GENERATOR_VERSION,
+        size,
+        seed,
+        layers,
+        files,
+        workloads,
+        links: links.len(),
+        manifest_digest,
+        metadata_bytes,
+    })
+}
+
+/// Write config, manifest and `index.json` (tag `latest`) of an image with
+/// these layers; return the manifest digest and the bytes of manifest + config.
+fn write_manifest(
+    dir: &Path,
+    layers: &[LayerInfo],
+    cmd: &[&str],
+    env: &[&str],
+) -> Result<(String, u64)> {
     let config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "config": {
-            "Env": ["PATH=/bin"],
-            "Cmd": ["/bench/reader", "/bench/clustered.txt"],
+            "Env": env,
+            "Cmd": cmd,
         },
         "rootfs": {
             "type": "layers",
@@ -682,15 +801,99 @@ pub fn generate(
         }],
     });
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index)?)?;
+    Ok((
+        manifest_digest,
+        (config_bytes.len() + manifest_bytes.len()) as u64,
+    ))
+}
+
+/// Write the `debian-python` image (see `crate::debian`) as an OCI layout in
+/// `dir` (which must not exist) from the root filesystem at `rootfs`.
+pub fn generate_debian(dir: &Path, rootfs: &Path, reader: &Path, work: &Path) -> Result<ImageInfo> {
+    use crate::debian;
+    if dir.exists() {
+        bail!(
+            "{} exists: remove it or choose another output directory",
+            dir.display()
+        );
+    }
+    let opened = debian::trace_python_import(rootfs, work)?;
+    let walked = debian::walk(rootfs)?;
+    let files = debian::files(&walked);
+    let workloads = debian::workloads(&files, &opened);
+    std::fs::create_dir_all(dir.join("blobs/sha256"))?;
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    let mut layers = Vec::new();
+    for (python, name) in [(false, "base"), (true, "python3")] {
+        let mut entries = Vec::new();
+        for e in &walked {
+            let (path, entry) = match e {
+                debian::HostEntry::Dir { path, mode } => (
+                    path,
+                    Entry::DirMode {
+                        path: path.clone(),
+                        mode: *mode,
+                    },
+                ),
+                debian::HostEntry::File { path, mode, .. } => (
+                    path,
+                    Entry::Host {
+                        path: path.clone(),
+                        src: rootfs.join(path),
+                        mode: *mode,
+                    },
+                ),
+                debian::HostEntry::Symlink { path, target } => (
+                    path,
+                    Entry::Symlink {
+                        path: path.clone(),
+                        target: target.clone(),
+                    },
+                ),
+            };
+            // Directories go in the base layer; files and links by path.
+            let is_dir = matches!(e, debian::HostEntry::Dir { .. });
+            if (is_dir && !python) || (!is_dir && debian::in_python_layer(path) == python) {
+                entries.push(entry);
+            }
+        }
+        layers.push(write_layer(dir, name, &entries)?);
+    }
+    let mut bench = vec![Entry::Dir("bench".into())];
+    bench.push(Entry::Bytes {
+        path: "bench/reader".into(),
+        data: std::fs::read(reader).with_context(|| {
+            format!(
+                "read the workload program {} (build it with scripts/bench.sh)",
+                reader.display()
+            )
+        })?,
+        mode: 0o755,
+    });
+    for w in &workloads {
+        bench.push(Entry::Bytes {
+            path: format!("bench/{}.txt", w.name),
+            data: w.list().into_bytes(),
+            mode: 0o644,
+        });
+    }
+    layers.push(write_layer(dir, "bench", &bench)?);
+    let (manifest_digest, metadata_bytes) = write_manifest(
+        dir,
+        &layers,
+        &debian::PYTHON_IMPORT,
+        &["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    )?;
     Ok(ImageInfo {
         generator_version: GENERATOR_VERSION,
-        size,
-        seed,
+        size: Size::DebianPython,
+        seed: 0,
         layers,
         files,
         workloads,
+        links: 0,
         manifest_digest,
-        metadata_bytes: (config_bytes.len() + manifest_bytes.len()) as u64,
+        metadata_bytes,
     })
 }
 

@@ -4,7 +4,9 @@
 
 pub mod analysis;
 pub mod breakdown;
+pub mod debian;
 pub mod image;
+pub mod many_files;
 pub mod net;
 pub mod proxy;
 pub mod report;
@@ -152,13 +154,18 @@ pub fn prepare(g: &GenArgs) -> Result<(ImageInfo, Analysis, PathBuf)> {
             g.seed,
             dir.display()
         );
-        let info = image::generate(
-            &dir.join("image"),
-            g.size,
-            g.seed,
-            &soci_e2e::tool("busybox"),
-            &reader,
-        )?;
+        let info = if g.size == Size::DebianPython {
+            let rootfs = debian::rootfs(&data)?;
+            image::generate_debian(&dir.join("image"), &rootfs, &reader, &dir)?
+        } else {
+            image::generate(
+                &dir.join("image"),
+                g.size,
+                g.seed,
+                &soci_e2e::tool("busybox"),
+                &reader,
+            )?
+        };
         std::fs::write(&info_path, serde_json::to_vec(&info)?)?;
         info
     };
@@ -201,19 +208,6 @@ fn run(mut r: RunArgs) -> Result<()> {
         .iter()
         .map(|p| Profile::parse(p))
         .collect::<Result<_>>()?;
-    let workloads: Vec<String> = if r.workloads.is_empty() {
-        image::WORKLOADS.iter().map(|s| s.to_string()).collect()
-    } else {
-        r.workloads.clone()
-    };
-    for w in &workloads {
-        if !image::WORKLOADS.contains(&w.as_str()) {
-            bail!(
-                "unknown workload {w:?}: choose from {}",
-                image::WORKLOADS.join(", ")
-            );
-        }
-    }
     for t in [
         "containerd",
         "ctr",
@@ -227,6 +221,24 @@ fn run(mut r: RunArgs) -> Result<()> {
         soci_e2e::tool(t);
     }
     let (info, a, data_dir) = prepare(&r.image)?;
+    let names: Vec<&str> = image::WORKLOADS
+        .into_iter()
+        .filter(|w| info.workload(w).is_some())
+        .collect();
+    let workloads: Vec<String> = if r.workloads.is_empty() {
+        names.iter().map(|s| s.to_string()).collect()
+    } else {
+        r.workloads.clone()
+    };
+    for w in &workloads {
+        if !names.contains(&w.as_str()) {
+            bail!(
+                "unknown workload {w:?} for the {} image: choose from {}",
+                info.size.name(),
+                names.join(", ")
+            );
+        }
+    }
     std::fs::create_dir_all(&r.out)?;
     let work = r.out.join("work");
     let _ = std::fs::remove_dir_all(&work);

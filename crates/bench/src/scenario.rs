@@ -54,6 +54,9 @@ pub struct Record {
     pub net: Counts,
     pub daemon_cpu_s: Option<f64>,
     pub daemon_peak_rss_kb: Option<u64>,
+    /// The daemon's RSS after the cold and warm runs (KiB).
+    #[serde(default)]
+    pub daemon_rss_after_kb: Option<u64>,
     pub cache_bytes_before_rm: Option<u64>,
     pub cache_bytes_after_rm: Option<u64>,
     pub page_cache_dropped: bool,
@@ -158,6 +161,14 @@ pub fn proc_usage(pid: u32) -> (Option<f64>, Option<u64>) {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         });
     (cpu, hwm)
+}
+
+/// A `kB` field of `/proc/PID/status` (e.g. `VmRSS:`).
+pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Disk usage (allocated blocks) under `dir`, not crossing into other filesystems (the FUSE mounts).
@@ -270,6 +281,7 @@ pub fn full(env: &Env, profile: &str, run: usize, workloads: &[String]) -> Resul
                 net,
                 daemon_cpu_s: None,
                 daemon_peak_rss_kb: None,
+                daemon_rss_after_kb: None,
                 cache_bytes_before_rm: None,
                 cache_bytes_after_rm: None,
                 page_cache_dropped: dropped_w,
@@ -373,6 +385,7 @@ pub fn lazy(env: &Env, profile: &str, run: usize, workload: &str) -> Result<Reco
         let breakdown = breakdown::scrape(&metrics)
             .ok()
             .map(|t| breakdown::parse(&t));
+        let rss = proc_status_kb(pid, "VmRSS:");
         let before = disk_usage(&root);
         ctr_run(&ctd, &["images", "rm", "--sync", &env.soci_ref])?;
         // The daemon deletes the span caches of removed layers when
@@ -397,6 +410,7 @@ pub fn lazy(env: &Env, profile: &str, run: usize, workload: &str) -> Result<Reco
             net,
             daemon_cpu_s: cpu,
             daemon_peak_rss_kb: hwm,
+            daemon_rss_after_kb: rss,
             cache_bytes_before_rm: Some(before),
             cache_bytes_after_rm: Some(after),
             page_cache_dropped: dropped,
