@@ -3,7 +3,8 @@
 //! `soci-bench-reader LIST` runs the operations of LIST, one per line:
 //!
 //! - `r OFFSET LEN PATH`: open PATH, read LEN bytes from OFFSET, close;
-//! - `s PATH`: stat PATH, which must exist;
+//! - `s PATH`: stat PATH, which must exist (its type, and the size of a file
+//!   or link, go into the hash);
 //! - `m PATH`: stat PATH, which must not exist (a negative lookup);
 //! - `d PATH`: list the directory PATH (names hashed in sorted order);
 //! - `x PROGRAM\tARG...`: run PROGRAM with the tab-separated arguments; it
@@ -98,7 +99,19 @@ fn run(list: &str) -> Result<String, String> {
             }
             ("s ", path) => {
                 let m = std::fs::symlink_metadata(path).map_err(|e| format!("stat {path}: {e}"))?;
-                hash.mix(m.len());
+                // The type, and the size of files and links. A directory's
+                // size is the backing filesystem's business (ext4 under
+                // overlayfs: blocks of 4 KiB; a tar header: 0), not the image's.
+                let t = m.file_type();
+                let kind = if t.is_dir() {
+                    1
+                } else if t.is_symlink() {
+                    2
+                } else {
+                    3
+                };
+                hash.mix(kind);
+                hash.mix(if t.is_dir() { 0 } else { m.len() });
             }
             ("m ", path) => match std::fs::symlink_metadata(path) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing += 1,

@@ -22,8 +22,9 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-/// Version of the generator; a cached image made by another version is rebuilt.
-pub const GENERATOR_VERSION: u32 = 2;
+/// Version of the generator (and of the reader baked into the images); a
+/// cached image made by another version is rebuilt.
+pub const GENERATOR_VERSION: u32 = 3;
 
 /// SplitMix64: small, fast and fully determined by its seed.
 #[derive(Clone)]
