@@ -599,18 +599,9 @@ impl RegistryClient {
     ) -> Result<reqwest::Response, ContentError> {
         let mut retried = false;
         loop {
-            let grant = host.auth.grant(scopes).await?;
-            let mut rb = build(&host.http);
-            if let Some(h) = grant.header() {
-                rb = rb.header(AUTHORIZATION, h);
-            }
             let resp = self
-                .inner
-                .options
-                .http_debug
-                .send(&host.http, rb)
-                .await
-                .map_err(|e| transport_error(&host.registry, url, &e))?;
+                .authorized_send(host, scopes, url, build(&host.http))
+                .await?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !retried {
                 retried = true;
@@ -635,24 +626,35 @@ impl RegistryClient {
         url: &str,
         rb: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ContentError> {
-        let grant = host.auth.grant(scopes).await?;
-        let rb = match grant.header() {
-            Some(h) => rb.header(AUTHORIZATION, h),
-            None => rb,
-        };
-        let resp = self
-            .inner
-            .options
-            .http_debug
-            .send(&host.http, rb)
-            .await
-            .map_err(|e| transport_error(&host.registry, url, &e))?;
+        let resp = self.authorized_send(host, scopes, url, rb).await?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             host.auth.invalidate(scopes).await;
             return Err(host.auth.refused(status.as_u16(), &what.describe(repo)));
         }
         Ok(resp)
+    }
+
+    /// Send `rb` once with the grant of `scopes` (printed with
+    /// `--http-dump`/`--http-trace`); transport failures become errors
+    /// naming the registry and `url`.
+    async fn authorized_send(
+        &self,
+        host: &Host,
+        scopes: &Scopes,
+        url: &str,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ContentError> {
+        let rb = match host.auth.grant(scopes).await?.header() {
+            Some(h) => rb.header(AUTHORIZATION, h),
+            None => rb,
+        };
+        self.inner
+            .options
+            .http_debug
+            .send(&host.http, rb)
+            .await
+            .map_err(|e| transport_error(&host.registry, url, &e))
     }
 
     /// Start a blob upload (`POST .../blobs/uploads/`); returns the URL to
@@ -1364,17 +1366,9 @@ impl RegistryClient {
             // 202: the registry started an upload instead (it does not mount
             // or lacks the source blob); cancel it and upload normally.
             Ok(Some(location)) => {
+                let url = location.to_string();
                 let _ = self
-                    .inner
-                    .options
-                    .http_debug
-                    .send(&host.http, {
-                        let rb = host.http.delete(location);
-                        match host.auth.grant(&scopes).await?.header() {
-                            Some(h) => rb.header(AUTHORIZATION, h),
-                            None => rb,
-                        }
-                    })
+                    .authorized_send(&host, &scopes, &url, host.http.delete(location))
                     .await;
                 Ok(None)
             }
