@@ -674,16 +674,7 @@ pub fn generate(
             target: "busybox".into(),
         });
     }
-    base.push(Entry::Bytes {
-        path: "bench/reader".into(),
-        data: std::fs::read(reader).with_context(|| {
-            format!(
-                "read the workload program {} (build it with scripts/bench.sh)",
-                reader.display()
-            )
-        })?,
-        mode: 0o755,
-    });
+    base.push(reader_entry(reader)?);
     layers.push(write_layer(dir, "base", &base)?);
     // content layers
     for &(layer, name) in content_layers {
@@ -725,13 +716,7 @@ pub fn generate(
             mode: 0o644,
         });
     }
-    for w in &workloads {
-        cfg.push(Entry::Bytes {
-            path: format!("bench/{}.txt", w.name),
-            data: w.list().into_bytes(),
-            mode: 0o644,
-        });
-    }
+    cfg.extend(workload_entries(&workloads));
     layers.push(write_layer(dir, "config", &cfg)?);
 
     let (manifest_digest, metadata_bytes) = write_manifest(
@@ -861,23 +846,8 @@ pub fn generate_debian(dir: &Path, rootfs: &Path, reader: &Path, work: &Path) ->
         layers.push(write_layer(dir, name, &entries)?);
     }
     let mut bench = vec![Entry::Dir("bench".into())];
-    bench.push(Entry::Bytes {
-        path: "bench/reader".into(),
-        data: std::fs::read(reader).with_context(|| {
-            format!(
-                "read the workload program {} (build it with scripts/bench.sh)",
-                reader.display()
-            )
-        })?,
-        mode: 0o755,
-    });
-    for w in &workloads {
-        bench.push(Entry::Bytes {
-            path: format!("bench/{}.txt", w.name),
-            data: w.list().into_bytes(),
-            mode: 0o644,
-        });
-    }
+    bench.push(reader_entry(reader)?);
+    bench.extend(workload_entries(&workloads));
     layers.push(write_layer(dir, "bench", &bench)?);
     let (manifest_digest, metadata_bytes) = write_manifest(
         dir,
@@ -907,4 +877,27 @@ fn put_blob(dir: &Path, bytes: &[u8]) -> Result<String> {
 /// Path of a blob in an OCI layout.
 pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
     layout.join("blobs").join(digest.replacen(':', "/", 1))
+}
+
+/// `/bench/reader`: the static workload program copied into every image.
+fn reader_entry(reader: &Path) -> Result<Entry> {
+    Ok(Entry::Bytes {
+        path: "bench/reader".into(),
+        data: std::fs::read(reader).with_context(|| {
+            format!(
+                "read the workload program {} (build it with scripts/bench.sh)",
+                reader.display()
+            )
+        })?,
+        mode: 0o755,
+    })
+}
+
+/// `/bench/<workload>.txt`: each workload's operation list.
+fn workload_entries(workloads: &[Workload]) -> impl Iterator<Item = Entry> + '_ {
+    workloads.iter().map(|w| Entry::Bytes {
+        path: format!("bench/{}.txt", w.name),
+        data: w.list().into_bytes(),
+        mode: 0o644,
+    })
 }
