@@ -184,12 +184,8 @@ impl Discovery<'_> {
                     "SOCI index {index_digest} names an invalid zTOC: {e}"
                 ))
             })?;
-            if !self.store.has_blob(&digest) {
-                let b = self.get_bounded("zTOC", &digest, blob.size as u64).await?;
-                self.store
-                    .put_verified(&digest, &b)
-                    .map_err(|e| NoIndex(format!("unable to store zTOC {digest}: {e}")))?;
-            }
+            self.fetch_into_store("zTOC", &digest, blob.size as u64)
+                .await?;
             let span_size = blob
                 .annotations
                 .get(json::ANNOTATION_SPAN_SIZE)
@@ -269,15 +265,26 @@ impl Discovery<'_> {
                 checks::MAX_PREFETCH_SIZE
             )));
         }
-        if !self.store.has_blob(&digest) {
-            let b = self
-                .get_bounded("prefetch artifact", &digest, blob.size as u64)
-                .await?;
-            self.store
-                .put_verified(&digest, &b)
-                .map_err(|e| NoIndex(format!("unable to store prefetch artifact {digest}: {e}")))?;
-        }
+        self.fetch_into_store("prefetch artifact", &digest, blob.size as u64)
+            .await?;
         Ok(Some((layer.clone(), digest)))
+    }
+
+    /// Put blob `digest` (a `what` of `size` bytes by the index) in the local
+    /// store unless it is there already.
+    async fn fetch_into_store(
+        &self,
+        what: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), NoIndex> {
+        if self.store.has_blob(digest) {
+            return Ok(());
+        }
+        let b = self.get_bounded(what, digest, size).await?;
+        self.store
+            .put_verified(digest, &b)
+            .map_err(|e| NoIndex(format!("unable to store {what} {digest}: {e}")))
     }
 
     /// Fetches a blob the index says is `size` bytes, reading no more than
