@@ -50,8 +50,6 @@ pub struct RegistryOptions {
     /// Use plain HTTP for every registry (`--plain-http`). Loopback registries
     /// use plain HTTP regardless.
     pub plain_http: bool,
-    /// Accept any TLS certificate (`--skip-verify`).
-    pub skip_verify: bool,
     /// Credentials for every registry (`--user`); when `None` they are read
     /// from the docker config.
     pub credentials: Option<Credentials>,
@@ -62,8 +60,8 @@ pub struct RegistryOptions {
     pub connect_timeout: Option<Duration>,
     /// Timeout of each read from a connection (not of a whole transfer).
     pub read_timeout: Option<Duration>,
-    /// CAs and a client certificate for every registry (`--tlscacert`,
-    /// `--tlscert`, `--tlskey`); `skip_verify` above also applies.
+    /// CAs, a client certificate and whether to accept any certificate, for
+    /// every registry (`--tlscacert`, `--tlscert`, `--tlskey`, `--skip-verify`).
     pub tls: TlsConfig,
     /// containerd-style `hosts.toml` directories (`--hosts-dir`): per registry
     /// the endpoint to use and its TLS.
@@ -76,7 +74,6 @@ impl Default for RegistryOptions {
     fn default() -> Self {
         RegistryOptions {
             plain_http: false,
-            skip_verify: false,
             credentials: None,
             docker_config_dir: None,
             connect_timeout: Some(Duration::from_secs(30)),
@@ -448,12 +445,10 @@ impl RegistryClient {
         if let Some(t) = options.read_timeout {
             b = b.read_timeout(t);
         }
-        let tls = TlsConfig {
-            skip_verify: options.skip_verify,
-            ..options.tls.clone()
-        }
-        .merged(extra);
-        tls.apply(b, registry)?
+        options
+            .tls
+            .merged(extra)
+            .apply(b, registry)?
             .build()
             .map_err(|e| ContentError::Setup {
                 reason: format!("HTTP client for {registry}: {e}"),

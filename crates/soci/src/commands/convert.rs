@@ -167,12 +167,11 @@ pub(crate) fn registry_options(args: &RegistryArgs) -> anyhow::Result<RegistryOp
     let t = &args.tls;
     Ok(RegistryOptions {
         plain_http: args.plain_http,
-        skip_verify: args.skip_verify,
         credentials,
         tls: TlsConfig {
             ca_files: t.ca.clone(),
             client: t.cert.clone().zip(t.key.clone()),
-            skip_verify: false,
+            skip_verify: args.skip_verify,
         },
         hosts_dirs: HostsDirs(t.hosts_dirs.clone()),
         http_debug: HttpDebug {
