@@ -6,7 +6,7 @@ PKGS=(
   build-essential pkg-config protobuf-compiler libprotobuf-dev
   fuse3 containerd runc docker-registry skopeo umoci busybox-static
   apache2-utils pigz curl ca-certificates iproute2 jq golang-go tar
-  fonts-dejavu-core openssl debootstrap strace
+  fonts-dejavu-core openssl debootstrap strace cmake
 )
 missing=()
 for p in "${PKGS[@]}"; do

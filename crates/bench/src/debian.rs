@@ -267,7 +267,8 @@ pub fn workloads(files: &[FileEntry], opened: &[String]) -> Vec<Workload> {
     ]
 }
 
-/// File plan of the rootfs walk: regular files with their layer (1 = base, 2 = python3).
+/// File plan of the rootfs walk: regular files with the index of their layer
+/// in the manifest (0 = base, 1 = python3).
 pub fn files(entries: &[HostEntry]) -> Vec<FileEntry> {
     entries
         .iter()
@@ -276,7 +277,7 @@ pub fn files(entries: &[HostEntry]) -> Vec<FileEntry> {
                 path: path.clone(),
                 size: *size,
                 kind: Kind::Binary,
-                layer: if in_python_layer(path) { 2 } else { 1 },
+                layer: usize::from(in_python_layer(path)),
                 seed: 0,
             }),
             _ => None,
@@ -287,6 +288,24 @@ pub fn files(entries: &[HostEntry]) -> Vec<FileEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_carry_the_manifest_index_of_the_layer_they_are_written_to() {
+        // generate_debian writes the base layer first (index 0), then python3 (index 1).
+        let f = |path: &str| HostEntry::File {
+            path: path.into(),
+            size: 1,
+            mode: 0o644,
+        };
+        let planned = files(&[
+            f("etc/ld.so.cache"),
+            f("usr/lib/python3.11/json/__init__.py"),
+            f("usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0"),
+            f("usr/lib/x86_64-linux-gnu/libc.so.6"),
+        ]);
+        let layers: Vec<usize> = planned.iter().map(|e| e.layer).collect();
+        assert_eq!(layers, [0, 1, 1, 0]);
+    }
 
     #[test]
     fn resolve_follows_relative_and_absolute_links_inside_the_root() {

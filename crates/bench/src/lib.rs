@@ -8,6 +8,7 @@ pub mod debian;
 pub mod image;
 pub mod many_files;
 pub mod net;
+pub mod nydus;
 pub mod proxy;
 pub mod report;
 pub mod scenario;
@@ -90,6 +91,12 @@ pub struct RunArgs {
     /// Command line recorded in the report.
     #[arg(long, default_value = "scripts/bench.sh")]
     pub command: String,
+    /// Also measure Nydus's zran mode (`nydus-image --type targz-ref` + `nydusd`) over the same layers.
+    #[arg(long)]
+    pub nydus: bool,
+    /// Directory holding `nydus-image` and `nydusd` (default: /opt/nydus/bin, then $PATH).
+    #[arg(long)]
+    pub nydus_bin: Option<PathBuf>,
 }
 
 pub fn main() -> Result<()> {
@@ -220,7 +227,24 @@ fn run(mut r: RunArgs) -> Result<()> {
     ] {
         soci_e2e::tool(t);
     }
+    let nydus_tools = if r.nydus {
+        Some(nydus::Tools::locate(r.nydus_bin.as_deref())?)
+    } else {
+        None
+    };
     let (info, a, data_dir) = prepare(&r.image)?;
+    let nydus_arts = match &nydus_tools {
+        Some(t) => {
+            eprintln!("== nydus-image create --type targz-ref, merge");
+            Some(nydus::build(
+                t,
+                &data_dir.join("image"),
+                &info,
+                &data_dir.join(format!("nydus-{}", nydus::NYDUS_VERSION)),
+            )?)
+        }
+        None => None,
+    };
     let names: Vec<&str> = image::WORKLOADS
         .into_iter()
         .filter(|w| info.workload(w).is_some())
@@ -286,7 +310,14 @@ fn run(mut r: RunArgs) -> Result<()> {
             ),
             "soci",
         ),
-    ] {
+    ]
+    .into_iter()
+    .chain(nydus_arts.iter().map(|n| {
+        (
+            format!("oci:{}:{}", n.layout.display(), nydus::TAG),
+            nydus::TAG,
+        )
+    })) {
         scenario::run_cmd(
             Command::new(soci_e2e::tool("skopeo")).args([
                 "copy",
@@ -325,6 +356,10 @@ fn run(mut r: RunArgs) -> Result<()> {
             for w in &workloads {
                 eprintln!("== {} run {}/{runs}: lazy (soci) {w}", p.name, run + 1);
                 recs.push(scenario::lazy(&env, &p.name, run, w)?);
+                if let (Some(t), Some(n)) = (&nydus_tools, &nydus_arts) {
+                    eprintln!("== {} run {}/{runs}: Nydus zran {w}", p.name, run + 1);
+                    recs.push(nydus::run(&env, t, n, &p.name, run, w)?);
+                }
             }
             write_json(&r.out.join(format!("run-{}-{run}.json", p.name)), &recs)?;
             records.extend(recs);
@@ -348,7 +383,15 @@ fn run(mut r: RunArgs) -> Result<()> {
         !r.no_drop_caches,
         "docs/bench-time-to-ready.png"
     );
-    let md = report::markdown(&rows, &info, &a, &profiles, &r.command, &note);
+    let md = report::markdown(
+        &rows,
+        &info,
+        &a,
+        &profiles,
+        &r.command,
+        &note,
+        nydus_arts.as_ref(),
+    );
     std::fs::write(r.out.join("summary.md"), &md)?;
     report::chart(&rows, &profiles, &r.out.join("time-to-ready.png"))?;
     if let Some(path) = &r.update {

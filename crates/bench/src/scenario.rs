@@ -126,7 +126,7 @@ pub fn run_cmd(cmd: &mut Command, limit: Duration) -> Result<String> {
     }
 }
 
-fn drop_page_cache(enabled: bool) -> bool {
+pub fn drop_page_cache(enabled: bool) -> bool {
     if !enabled {
         return false;
     }
@@ -134,7 +134,7 @@ fn drop_page_cache(enabled: bool) -> bool {
     std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
 }
 
-fn parse_reader(out: &str) -> Result<ReaderResult> {
+pub fn parse_reader(out: &str) -> Result<ReaderResult> {
     let line = out
         .lines()
         .find_map(|l| l.strip_prefix("SOCI-BENCH-RESULT "))
