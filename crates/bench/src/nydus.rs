@@ -115,11 +115,20 @@ pub fn build(
         return Ok(serde_json::from_slice(&b)?);
     }
     let _ = std::fs::remove_dir_all(dir);
-    let blobs = dir.join("blobs");
-    std::fs::create_dir_all(&blobs)?;
+    // Per layer: its bootstrap, named by the layer's hex digest (`merge` takes
+    // the data blob id from that name, and the data blob is the gzip layer
+    // itself), and its zran metadata blob, named by its own digest.
     let mut boots = Vec::new();
+    let mut metas: Vec<(String, u64, PathBuf)> = Vec::new();
     for (i, l) in info.layers.iter().enumerate() {
-        let boot = dir.join(format!("layer{i}.boot"));
+        let hex = l
+            .digest
+            .strip_prefix("sha256:")
+            .ok_or_else(|| anyhow!("layer digest {} is not sha256", l.digest))?;
+        let ldir = dir.join(format!("layer{i}"));
+        let blobs = ldir.join("blobs");
+        std::fs::create_dir_all(&blobs)?;
+        let boot = ldir.join(hex);
         run_cmd(
             Command::new(&tools.image)
                 .args(["create", "--type", "targz-ref", "--fs-version", "6"])
@@ -131,42 +140,48 @@ pub fn build(
             Duration::from_secs(1800),
         )
         .with_context(|| format!("nydus-image create --type targz-ref of layer {}", l.digest))?;
+        let made: Vec<PathBuf> = std::fs::read_dir(&blobs)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        let [meta] = made.as_slice() else {
+            bail!(
+                "nydus-image wrote {} blobs for layer {} in {} (expected one zran metadata blob)",
+                made.len(),
+                l.digest,
+                blobs.display()
+            );
+        };
+        let (digest, size) = sha256_file(meta)?;
+        if meta
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .as_deref()
+            != digest.strip_prefix("sha256:")
+        {
+            bail!(
+                "{}: nydus-image named a blob other than by its sha256 ({digest})",
+                meta.display()
+            );
+        }
+        metas.push((digest, size, meta.clone()));
         boots.push(boot);
     }
     let bootstrap = dir.join("bootstrap");
+    let list = |f: &dyn Fn(&(String, u64, PathBuf)) -> String| {
+        metas.iter().map(f).collect::<Vec<_>>().join(",")
+    };
     run_cmd(
         Command::new(&tools.image)
             .args(["merge", "--log-level", "warn", "--bootstrap"])
             .arg(&bootstrap)
+            .arg("--blob-digests")
+            .arg(list(&|m| m.0.trim_start_matches("sha256:").to_string()))
+            .arg("--blob-sizes")
+            .arg(list(&|m| m.1.to_string()))
             .args(&boots),
         Duration::from_secs(600),
     )
     .context("nydus-image merge")?;
-    // The metadata blobs are named by their hex digest in the blob directory.
-    let mut metas = Vec::new();
-    for e in std::fs::read_dir(&blobs)? {
-        let p = e?.path();
-        if p.is_file() {
-            let (digest, size) = sha256_file(&p)?;
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-            if name.as_deref() != digest.strip_prefix("sha256:") {
-                bail!(
-                    "{}: nydus-image named a blob other than by its sha256 ({digest})",
-                    p.display()
-                );
-            }
-            metas.push((digest, size, p));
-        }
-    }
-    metas.sort();
-    if metas.len() != info.layers.len() {
-        bail!(
-            "nydus-image wrote {} metadata blobs for {} layers in {}",
-            metas.len(),
-            info.layers.len(),
-            blobs.display()
-        );
-    }
     let (boot_digest, boot_size) = sha256_file(&bootstrap)?;
     let layout = dir.join("layout");
     std::fs::create_dir_all(layout.join("blobs/sha256"))?;
@@ -305,7 +320,9 @@ pub fn run(
             .arg(&boot)
             .arg("--mountpoint")
             .arg(&mnt)
-            .args(["--log-level", "warn"]),
+            // nydusd raises its open-file limit to 1,000,000 by default, which
+            // fails where the hard limit is lower: keep the inherited one.
+            .args(["--log-level", "warn", "--rlimit-nofile", "0"]),
         dir.join("nydusd.log"),
     );
     let result = (|| {
