@@ -135,7 +135,9 @@ fn run(list: &str) -> Result<String, String> {
                 let prog = argv.next().ok_or_else(bad)?;
                 let out = std::process::Command::new(prog)
                     .args(argv)
-                    .stdin(std::process::Stdio::null())
+                    // A closed pipe rather than /dev/null: the Nydus scenario
+                    // runs the reader in a bare chroot with no /dev.
+                    .stdin(std::process::Stdio::piped())
                     .output()
                     .map_err(|e| format!("run {prog}: {e}"))?;
                 if !out.status.success() {

@@ -24,7 +24,7 @@ use sha2::{Digest as _, Sha256};
 
 /// Version of the generator (and of the reader baked into the images); a
 /// cached image made by another version is rebuilt.
-pub const GENERATOR_VERSION: u32 = 3;
+pub const GENERATOR_VERSION: u32 = 4;
 
 /// SplitMix64: small, fast and fully determined by its seed.
 #[derive(Clone)]
