@@ -75,6 +75,11 @@ fn registry_options(file: &FileConfig) -> RegistryOptions {
 
 /// Run the daemon until SIGINT (unmount everything) or SIGTERM (leave mounts).
 pub async fn run(args: DaemonArgs) -> Result<Shutdown, DaemonError> {
+    if !crate::alloc::bound_retention() {
+        tracing::warn!(
+            "glibc refused the allocator settings; memory freed after span fetches may stay resident"
+        );
+    }
     let file = load_config(&args.config, args.config_is_default)?;
     file.check_startup()?;
     let address =

@@ -625,7 +625,7 @@ impl SpanManager {
         let background = sink.is_none();
         for (s, compressed) in self.fetch_verified(&to_fetch, background) {
             let outcome = compressed
-                .and_then(|c| self.decompress(s, &c))
+                .and_then(|c| self.decompress(s, c.bytes()))
                 .and_then(|data| {
                     bump(&self.counters.spans_fetched, 1);
                     let cached = match self.cache.put(&self.layer, s, &data) {
@@ -694,8 +694,8 @@ impl SpanManager {
         &self,
         spans: &[SpanId],
         background: bool,
-    ) -> Vec<(SpanId, Result<Vec<u8>, SpanError>)> {
-        let mut results: BTreeMap<SpanId, Result<Vec<u8>, SpanError>> = BTreeMap::new();
+    ) -> Vec<(SpanId, Result<Compressed, SpanError>)> {
+        let mut results: BTreeMap<SpanId, Result<Compressed, SpanError>> = BTreeMap::new();
         let mut todo: Vec<SpanId> = spans.to_vec();
         let mut attempts = 0u32;
         while !todo.is_empty() {
@@ -721,20 +721,24 @@ impl SpanManager {
                 }
             };
             attempts += 1;
+            let bufs: Vec<Arc<Vec<u8>>> = bufs.into_iter().map(Arc::new).collect();
             let mut bad = Vec::new();
             for (&s, at) in todo.iter().zip(&plan.at) {
                 let g = &self.spans[s as usize];
-                let bytes: &[u8] = match at {
-                    None => &[],
+                let compressed = match at {
+                    None => Compressed::empty(),
                     Some((i, off)) => {
                         let len =
                             (g.geometry.compressed.end - g.geometry.compressed.start) as usize;
-                        &bufs[*i][*off..*off + len]
+                        Compressed {
+                            buf: Arc::clone(&bufs[*i]),
+                            at: *off..*off + len,
+                        }
                     }
                 };
-                let actual = Digest::of(bytes);
+                let actual = Digest::of(compressed.bytes());
                 if actual == g.digest {
-                    results.insert(s, Ok(bytes.to_vec()));
+                    results.insert(s, Ok(compressed));
                 } else {
                     bump(&self.counters.verification_failures, 1);
                     soci_metrics::span_verification_failure(&self.label);
@@ -879,6 +883,27 @@ impl Drop for Claim<'_> {
             };
             self.mgr.finish(s, Err(err));
         }
+    }
+}
+
+/// A verified span's compressed bytes: its part of one fetched range, shared
+/// with the other spans fetched in that range rather than copied out of it
+/// (the range is freed once its last span is inflated).
+struct Compressed {
+    buf: Arc<Vec<u8>>,
+    at: Range<usize>,
+}
+
+impl Compressed {
+    fn empty() -> Compressed {
+        Compressed {
+            buf: Arc::new(Vec::new()),
+            at: 0..0,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.at.clone()]
     }
 }
 
