@@ -24,6 +24,7 @@ use soci_e2e::{Proc, tail, unmount_under};
 use crate::image::{ImageInfo, blob_path};
 use crate::scenario::{
     Env, Record, disk_usage, drop_page_cache, parse_reader, proc_status_kb, proc_usage, run_cmd,
+    wait_until_ready,
 };
 
 /// The `nydus-rs` release the benchmark installs and was measured with.
@@ -326,18 +327,12 @@ pub fn run(
         dir.join("nydusd.log"),
     );
     let result = (|| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !is_mounted(&mnt) {
-            daemon.assert_running();
-            if Instant::now() > deadline {
-                bail!(
-                    "nydusd did not mount {} within 60 s:\n{}",
-                    mnt.display(),
-                    tail(&daemon.log_text(), 20)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until_ready(
+            &mut daemon,
+            &format!("mount {}", mnt.display()),
+            Duration::from_secs(60),
+            || is_mounted(&mnt),
+        )?;
         let t_pull = t0.elapsed().as_secs_f64();
         let reader = |_: ()| -> Result<(String, f64)> {
             let t = Instant::now();

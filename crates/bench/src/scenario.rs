@@ -205,6 +205,37 @@ pub fn disk_usage(dir: &Path) -> u64 {
     total
 }
 
+/// Wait (at most `limit`) until `ready()` holds for a daemon just started;
+/// an error with the tail of its log if it exits first or takes too long.
+pub fn wait_until_ready(
+    daemon: &mut Proc,
+    what: &str,
+    limit: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        if let Some(c) = daemon.child.as_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            bail!(
+                "{} exited ({status}) before it could {what}:\n{}",
+                daemon.name,
+                tail(&daemon.log_text(), 20)
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} did not {what} within {limit:?}:\n{}",
+                daemon.name,
+                tail(&daemon.log_text(), 20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 const PULL_LIMIT: Duration = Duration::from_secs(3600);
 const RUN_LIMIT: Duration = Duration::from_secs(1800);
 
@@ -322,17 +353,12 @@ pub fn lazy(env: &Env, profile: &str, run: usize, workload: &str) -> Result<Reco
             .arg(&config),
         sdir.join("daemon.log"),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !socket.exists() {
-        if Instant::now() > deadline {
-            bail!(
-                "soci-snapshotter-grpc did not listen on {} within 30 s:\n{}",
-                socket.display(),
-                tail(&daemon.log_text(), 20)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_ready(
+        &mut daemon,
+        &format!("listen on {}", socket.display()),
+        Duration::from_secs(30),
+        || socket.exists(),
+    )?;
     let pid = daemon.pid();
     let ctd = Containerd::start(&dir.join("ctd"), &socket, &env.namespace);
     let result = (|| {
