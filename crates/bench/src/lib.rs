@@ -39,6 +39,21 @@ pub enum Cmd {
     Gen(GenArgs),
     /// Run the benchmark.
     Run(RunArgs),
+    /// Render the report of an earlier run again from its JSON files.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// The image of the run (same flags as `run`).
+    #[command(flatten)]
+    pub image: GenArgs,
+    /// Results directory of the run.
+    #[arg(long, default_value = "bench-results")]
+    pub out: PathBuf,
+    /// Also write the Markdown report into this file between `<!-- bench:begin -->` and `<!-- bench:end -->`.
+    #[arg(long)]
+    pub update: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -116,6 +131,7 @@ pub fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Run(r) => run(r),
+        Cmd::Report(r) => rereport(r),
     }
 }
 
@@ -232,6 +248,8 @@ fn run(mut r: RunArgs) -> Result<()> {
     } else {
         None
     };
+    // The commit measured (taken now: the tree may move on during a long run).
+    let commit = git_commit();
     let (info, a, data_dir) = prepare(&r.image)?;
     let nydus_arts = match &nydus_tools {
         Some(t) => {
@@ -366,40 +384,148 @@ fn run(mut r: RunArgs) -> Result<()> {
         }
     }
     drop(ns);
-    let rows = report::summarize(&records, &info, &a, &profiles);
-    write_json(
-        &r.out.join("summary.json"),
-        &serde_json::json!({
-            "image": {"size": info.size, "seed": info.seed, "files": info.files.len(),
-                      "compressed_bytes": info.compressed_bytes(), "uncompressed_bytes": info.uncompressed_bytes()},
-            "analysis": a, "profiles": profiles, "runs": runs, "rows": rows,
-            "commit": git_commit(),
-        }),
-    )?;
     let note = format!(
         "{runs} runs per cell on {} (commit {}), page cache dropped before cold runs: {}. Chart: `{}`.",
         machine(),
-        git_commit(),
+        commit,
         !r.no_drop_caches,
         "docs/bench-time-to-ready.png"
     );
-    let md = report::markdown(
-        &rows,
+    let rendered = Rendered {
+        command: r.command.clone(),
+        note,
+        profiles,
+        runs,
+        commit,
+    };
+    let md = render(
+        &r.out,
+        &records,
         &info,
         &a,
-        &profiles,
-        &r.command,
-        &note,
+        &rendered,
         nydus_arts.as_ref(),
-    );
-    std::fs::write(r.out.join("summary.md"), &md)?;
-    report::chart(&rows, &profiles, &r.out.join("time-to-ready.png"))?;
-    if let Some(path) = &r.update {
-        report::update_section(path, &md)?;
-    }
+        r.update.as_deref(),
+    )?;
     println!("{md}");
     eprintln!("results in {}", r.out.display());
     let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// What a report says about the run besides its records.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Rendered {
+    command: String,
+    note: String,
+    profiles: Vec<Profile>,
+    runs: usize,
+    commit: String,
+}
+
+/// Summarize `records` and write `summary.json`, `summary.md` and
+/// `time-to-ready.png` into `out` (and the section of `update`, if given).
+fn render(
+    out: &Path,
+    records: &[scenario::Record],
+    info: &ImageInfo,
+    a: &Analysis,
+    r: &Rendered,
+    nydus_arts: Option<&nydus::Artifacts>,
+    update: Option<&Path>,
+) -> Result<String> {
+    let rows = report::summarize(records, info, a, &r.profiles);
+    write_json(
+        &out.join("summary.json"),
+        &serde_json::json!({
+            "image": {"size": info.size, "seed": info.seed, "files": info.files.len(),
+                      "compressed_bytes": info.compressed_bytes(), "uncompressed_bytes": info.uncompressed_bytes()},
+            "analysis": a, "profiles": r.profiles, "runs": r.runs, "rows": rows,
+            "commit": r.commit, "command": r.command, "note": r.note,
+        }),
+    )?;
+    let md = report::markdown(&rows, info, a, &r.profiles, &r.command, &r.note, nydus_arts);
+    std::fs::write(out.join("summary.md"), &md)?;
+    report::chart(&rows, &r.profiles, &out.join("time-to-ready.png"))?;
+    if let Some(path) = update {
+        report::update_section(path, &md)?;
+    }
+    Ok(md)
+}
+
+/// Render the report of an earlier run again from its `run-*.json` files
+/// (after a change to the report, without measuring again).
+fn rereport(r: ReportArgs) -> Result<()> {
+    let (info, a, data_dir) = prepare(&r.image)?;
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(r.out.join("summary.json"))
+            .with_context(|| format!("read {}/summary.json", r.out.display()))?,
+    )?;
+    // Runs made before the command and note were kept in summary.json:
+    // take them from the first two paragraphs of summary.md.
+    let old_md = std::fs::read_to_string(r.out.join("summary.md")).unwrap_or_default();
+    let mut paras = old_md.split("\n\n");
+    let command = summary["command"].as_str().map(String::from).or_else(|| {
+        paras
+            .next()
+            .and_then(|p| p.strip_prefix("Command: `"))
+            .map(|c| c.trim_end_matches('`').to_string())
+    });
+    let note = summary["note"]
+        .as_str()
+        .map(String::from)
+        .or_else(|| paras.next().map(String::from));
+    let (Some(command), Some(note)) = (command, note) else {
+        bail!(
+            "{}: summary.json and summary.md name no command and note",
+            r.out.display()
+        );
+    };
+    let rendered = Rendered {
+        command,
+        note,
+        profiles: serde_json::from_value(summary["profiles"].clone())?,
+        runs: serde_json::from_value(summary["runs"].clone())?,
+        commit: summary["commit"].as_str().unwrap_or("unknown").to_string(),
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&r.out)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.retain(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("run-") && n.ends_with(".json"))
+    });
+    files.sort();
+    let mut records: Vec<scenario::Record> = Vec::new();
+    for f in &files {
+        records.extend(serde_json::from_slice::<Vec<scenario::Record>>(
+            &std::fs::read(f).with_context(|| format!("read {}", f.display()))?,
+        )?);
+    }
+    if records.is_empty() {
+        bail!("{} holds no run-*.json records", r.out.display());
+    }
+    let nydus_arts: Option<nydus::Artifacts> = if records.iter().any(|r| r.scenario == "nydus") {
+        let p = data_dir
+            .join(format!("nydus-{}", nydus::NYDUS_VERSION))
+            .join("artifacts.json");
+        Some(serde_json::from_slice(
+            &std::fs::read(&p).with_context(|| format!("read {}", p.display()))?,
+        )?)
+    } else {
+        None
+    };
+    let md = render(
+        &r.out,
+        &records,
+        &info,
+        &a,
+        &rendered,
+        nydus_arts.as_ref(),
+        r.update.as_deref(),
+    )?;
+    println!("{md}");
     Ok(())
 }
 
