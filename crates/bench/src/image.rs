@@ -642,8 +642,7 @@ pub fn generate(
             dir.display()
         );
     }
-    std::fs::create_dir_all(dir.join("blobs/sha256"))?;
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    new_layout(dir)?;
     let (files, links) = if size == Size::F200k {
         crate::many_files::plan(seed)
     } else {
@@ -776,17 +775,7 @@ fn write_manifest(
     });
     let manifest_bytes = serde_json::to_vec(&manifest)?;
     let manifest_digest = put_blob(dir, &manifest_bytes)?;
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest,
-            "size": manifest_bytes.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "latest"},
-        }],
-    });
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index)?)?;
+    write_index(dir, &manifest_digest, manifest_bytes.len(), "latest")?;
     Ok((
         manifest_digest,
         (config_bytes.len() + manifest_bytes.len()) as u64,
@@ -807,8 +796,7 @@ pub fn generate_debian(dir: &Path, rootfs: &Path, reader: &Path, work: &Path) ->
     let walked = debian::walk(rootfs)?;
     let files = debian::files(&walked);
     let workloads = debian::workloads(&files, &opened);
-    std::fs::create_dir_all(dir.join("blobs/sha256"))?;
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    new_layout(dir)?;
     let mut layers = Vec::new();
     for (python, name) in [(false, "base"), (true, "python3")] {
         let mut entries = Vec::new();
@@ -868,7 +856,31 @@ pub fn generate_debian(dir: &Path, rootfs: &Path, reader: &Path, work: &Path) ->
     })
 }
 
-fn put_blob(dir: &Path, bytes: &[u8]) -> Result<String> {
+/// Start an OCI layout in `dir`: `oci-layout` and an empty blob store.
+pub(crate) fn new_layout(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir.join("blobs/sha256"))?;
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    Ok(())
+}
+
+/// Write the layout's `index.json`: one manifest, tagged `tag`.
+pub(crate) fn write_index(dir: &Path, manifest_digest: &str, size: usize, tag: &str) -> Result<()> {
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest,
+            "size": size,
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index)?)?;
+    Ok(())
+}
+
+/// Store `bytes` in the layout's blob store; their `sha256:...` digest.
+pub(crate) fn put_blob(dir: &Path, bytes: &[u8]) -> Result<String> {
     let hex = hex::encode(Sha256::digest(bytes));
     std::fs::write(dir.join("blobs/sha256").join(&hex), bytes)?;
     Ok(format!("sha256:{hex}"))

@@ -258,7 +258,7 @@ fn run(mut r: RunArgs) -> Result<()> {
                 t,
                 &data_dir.join("image"),
                 &info,
-                &data_dir.join(format!("nydus-{}", nydus::NYDUS_VERSION)),
+                &nydus::artifacts_dir(&data_dir),
             )?)
         }
         None => None,
@@ -457,37 +457,16 @@ fn render(
 /// (after a change to the report, without measuring again).
 fn rereport(r: ReportArgs) -> Result<()> {
     let (info, a, data_dir) = prepare(&r.image)?;
-    let summary: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(r.out.join("summary.json"))
-            .with_context(|| format!("read {}/summary.json", r.out.display()))?,
-    )?;
-    // Runs made before the command and note were kept in summary.json:
-    // take them from the first two paragraphs of summary.md.
-    let old_md = std::fs::read_to_string(r.out.join("summary.md")).unwrap_or_default();
-    let mut paras = old_md.split("\n\n");
-    let command = summary["command"].as_str().map(String::from).or_else(|| {
-        paras
-            .next()
-            .and_then(|p| p.strip_prefix("Command: `"))
-            .map(|c| c.trim_end_matches('`').to_string())
-    });
-    let note = summary["note"]
-        .as_str()
-        .map(String::from)
-        .or_else(|| paras.next().map(String::from));
-    let (Some(command), Some(note)) = (command, note) else {
-        bail!(
-            "{}: summary.json and summary.md name no command and note",
-            r.out.display()
-        );
-    };
-    let rendered = Rendered {
-        command,
-        note,
-        profiles: serde_json::from_value(summary["profiles"].clone())?,
-        runs: serde_json::from_value(summary["runs"].clone())?,
-        commit: summary["commit"].as_str().unwrap_or("unknown").to_string(),
-    };
+    // summary.json holds every field of `Rendered` beside the rows.
+    let summary = r.out.join("summary.json");
+    let bytes = std::fs::read(&summary).with_context(|| format!("read {}", summary.display()))?;
+    let rendered: Rendered = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} lacks the command, note, profiles, runs or commit of the run \
+             (written before `report` existed?): run the benchmark again",
+            summary.display()
+        )
+    })?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&r.out)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
@@ -506,13 +485,8 @@ fn rereport(r: ReportArgs) -> Result<()> {
     if records.is_empty() {
         bail!("{} holds no run-*.json records", r.out.display());
     }
-    let nydus_arts: Option<nydus::Artifacts> = if records.iter().any(|r| r.scenario == "nydus") {
-        let p = data_dir
-            .join(format!("nydus-{}", nydus::NYDUS_VERSION))
-            .join("artifacts.json");
-        Some(serde_json::from_slice(
-            &std::fs::read(&p).with_context(|| format!("read {}", p.display()))?,
-        )?)
+    let nydus_arts = if records.iter().any(|r| r.scenario == "nydus") {
+        Some(nydus::load(&nydus::artifacts_dir(&data_dir))?)
     } else {
         None
     };

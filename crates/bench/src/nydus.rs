@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use soci_e2e::{Proc, tail, unmount_under};
 
-use crate::image::{ImageInfo, blob_path};
+use crate::image::{ImageInfo, blob_path, new_layout, put_blob, write_index};
 use crate::scenario::{
     Env, Record, disk_usage, drop_page_cache, parse_reader, proc_status_kb, proc_usage, run_cmd,
     wait_until_ready,
@@ -93,12 +92,16 @@ impl Artifacts {
     }
 }
 
-fn sha256_file(path: &Path) -> Result<(String, u64)> {
-    let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-    Ok((
-        format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
-        bytes.len() as u64,
-    ))
+/// Where the artifacts of the image generated in `data_dir` are kept.
+pub fn artifacts_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(format!("nydus-{NYDUS_VERSION}"))
+}
+
+/// The artifacts `build` made in `dir`.
+pub fn load(dir: &Path) -> Result<Artifacts> {
+    let p = dir.join("artifacts.json");
+    let b = std::fs::read(&p).with_context(|| format!("read {}", p.display()))?;
+    serde_json::from_slice(&b).with_context(|| format!("parse {}", p.display()))
 }
 
 /// Index every layer of the image in `image_layout` with
@@ -112,15 +115,19 @@ pub fn build(
     dir: &Path,
 ) -> Result<Artifacts> {
     let done = dir.join("artifacts.json");
-    if let Ok(b) = std::fs::read(&done) {
-        return Ok(serde_json::from_slice(&b)?);
+    if done.exists() {
+        return load(dir);
     }
     let _ = std::fs::remove_dir_all(dir);
+    // What gets pushed: the bootstrap and the metadata blobs as the layers of
+    // one artifact manifest.
+    let layout = dir.join("layout");
+    new_layout(&layout)?;
     // Per layer: its bootstrap, named by the layer's hex digest (`merge` takes
     // the data blob id from that name, and the data blob is the gzip layer
     // itself), and its zran metadata blob, named by its own digest.
     let mut boots = Vec::new();
-    let mut metas: Vec<(String, u64, PathBuf)> = Vec::new();
+    let mut metas: Vec<(String, u64)> = Vec::new();
     for (i, l) in info.layers.iter().enumerate() {
         let hex = l
             .digest
@@ -152,7 +159,8 @@ pub fn build(
                 blobs.display()
             );
         };
-        let (digest, size) = sha256_file(meta)?;
+        let bytes = std::fs::read(meta).with_context(|| format!("read {}", meta.display()))?;
+        let digest = put_blob(&layout, &bytes)?;
         if meta
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -164,13 +172,12 @@ pub fn build(
                 meta.display()
             );
         }
-        metas.push((digest, size, meta.clone()));
+        metas.push((digest, bytes.len() as u64));
         boots.push(boot);
     }
     let bootstrap = dir.join("bootstrap");
-    let list = |f: &dyn Fn(&(String, u64, PathBuf)) -> String| {
-        metas.iter().map(f).collect::<Vec<_>>().join(",")
-    };
+    let list =
+        |f: &dyn Fn(&(String, u64)) -> String| metas.iter().map(f).collect::<Vec<_>>().join(",");
     run_cmd(
         Command::new(&tools.image)
             .args(["merge", "--log-level", "warn", "--bootstrap"])
@@ -183,21 +190,13 @@ pub fn build(
         Duration::from_secs(600),
     )
     .context("nydus-image merge")?;
-    let (boot_digest, boot_size) = sha256_file(&bootstrap)?;
-    let layout = dir.join("layout");
-    std::fs::create_dir_all(layout.join("blobs/sha256"))?;
-    std::fs::write(
-        layout.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )?;
-    let mut layers = vec![(boot_digest.clone(), boot_size, bootstrap.clone())];
-    layers.extend(metas.iter().cloned());
-    for (digest, _, p) in &layers {
-        std::fs::copy(p, blob_path(&layout, digest))?;
-    }
+    let boot =
+        std::fs::read(&bootstrap).with_context(|| format!("read {}", bootstrap.display()))?;
+    let boot_digest = put_blob(&layout, &boot)?;
+    let boot_size = boot.len() as u64;
     let config = b"{}";
-    let config_digest = format!("sha256:{}", hex::encode(Sha256::digest(config)));
-    std::fs::write(blob_path(&layout, &config_digest), config)?;
+    let config_digest = put_blob(&layout, config)?;
+    let layers = std::iter::once((boot_digest.clone(), boot_size)).chain(metas.iter().cloned());
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -207,26 +206,15 @@ pub fn build(
             "digest": config_digest,
             "size": config.len(),
         },
-        "layers": layers.iter().map(|(d, s, _)| serde_json::json!({
+        "layers": layers.map(|(d, s)| serde_json::json!({
             "mediaType": "application/octet-stream",
             "digest": d,
             "size": s,
         })).collect::<Vec<_>>(),
     });
     let mbytes = serde_json::to_vec(&manifest)?;
-    let mdigest = format!("sha256:{}", hex::encode(Sha256::digest(&mbytes)));
-    std::fs::write(blob_path(&layout, &mdigest), &mbytes)?;
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": mdigest,
-            "size": mbytes.len(),
-            "annotations": {"org.opencontainers.image.ref.name": TAG},
-        }],
-    });
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index)?)?;
+    let mdigest = put_blob(&layout, &mbytes)?;
+    write_index(&layout, &mdigest, mbytes.len(), TAG)?;
     let a = Artifacts {
         layout,
         bootstrap_digest: boot_digest,
@@ -334,7 +322,7 @@ pub fn run(
             || is_mounted(&mnt),
         )?;
         let t_pull = t0.elapsed().as_secs_f64();
-        let reader = |_: ()| -> Result<(String, f64)> {
+        let reader = || -> Result<(String, f64)> {
             let t = Instant::now();
             let out = run_cmd(
                 Command::new(soci_e2e::tool("chroot"))
@@ -350,10 +338,10 @@ pub fn run(
             .with_context(|| format!("{workload} in a chroot of the nydusd mount"))?;
             Ok((out, t.elapsed().as_secs_f64()))
         };
-        let (out, t_run) = reader(())?;
+        let (out, t_run) = reader()?;
         let net = env.proxy.counts().since(c0);
         let cold = parse_reader(&out)?;
-        let (out, t_run_warm) = reader(())?;
+        let (out, t_run_warm) = reader()?;
         let warm = parse_reader(&out)?;
         let pid = daemon.pid();
         let (cpu, hwm) = proc_usage(pid);
