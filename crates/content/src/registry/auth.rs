@@ -526,30 +526,7 @@ pub(crate) fn transport_error(registry: &str, url: &str, e: &reqwest::Error) -> 
         }
         src = s.source();
     }
-    let lower = reason.to_ascii_lowercase();
-    let hint = if url.starts_with("https://")
-        && (lower.contains("certificaterequired")
-            || lower.contains("certificate required")
-            || lower.contains("handshakefailure")
-            || lower.contains("bad certificate")
-            || lower.contains("badcertificate"))
-    {
-        " (the registry asks for a client certificate: pass --tlscert CERT.pem --tlskey KEY.pem, or a --hosts-dir whose hosts.toml names a client certificate)".to_string()
-    } else if url.starts_with("https://")
-        && (lower.contains("unknownissuer")
-            || lower.contains("unknown issuer")
-            || lower.contains("invalid peer certificate"))
-    {
-        " (the registry's certificate is not signed by a CA this machine trusts: pass --tlscacert CA.pem, or a --hosts-dir whose hosts.toml names the CA; --skip-verify accepts any certificate)".to_string()
-    } else if url.starts_with("https://")
-        && (e.is_connect() || lower.contains("tls") || lower.contains("certificate"))
-    {
-        " (for a registry served over plain HTTP pass --plain-http; for a certificate signed by your own CA --tlscacert CA.pem; to accept any certificate --skip-verify)".to_string()
-    } else if e.is_timeout() {
-        " (the request timed out)".to_string()
-    } else {
-        String::new()
-    };
+    let hint = transport_hint(url, &reason, e.is_connect(), e.is_timeout());
     ContentError::Unreachable {
         registry: registry.to_string(),
         url: url.to_string(),
@@ -558,9 +535,81 @@ pub(crate) fn transport_error(registry: &str, url: &str, e: &reqwest::Error) -> 
     }
 }
 
+/// What to do about a transport error `reason` on `url`, or "".
+fn transport_hint(url: &str, reason: &str, is_connect: bool, is_timeout: bool) -> String {
+    let lower = reason.to_ascii_lowercase();
+    let https = url.starts_with("https://");
+    let client_cert = "pass --tlscert CERT.pem --tlskey KEY.pem, or a --hosts-dir whose hosts.toml names a client certificate";
+    if https
+        && (lower.contains("certificaterequired")
+            || lower.contains("certificate required")
+            || lower.contains("handshakefailure")
+            || lower.contains("bad certificate")
+            || lower.contains("badcertificate"))
+    {
+        format!(" (the registry asks for a client certificate: {client_cert})")
+    } else if https
+        && (lower.contains("unknownissuer")
+            || lower.contains("unknown issuer")
+            || lower.contains("invalid peer certificate"))
+    {
+        " (the registry's certificate is not signed by a CA this machine trusts: pass --tlscacert CA.pem, or a --hosts-dir whose hosts.toml names the CA; --skip-verify accepts any certificate)".to_string()
+    } else if https
+        && (lower.contains("connection was not ready")
+            || lower.contains("connection closed before message completed"))
+    {
+        // With TLS 1.3 the server checks the client certificate after the
+        // client has finished its handshake, so a refusal can arrive as a
+        // closed connection rather than as the alert that names it.
+        format!(
+            " (the registry closed the TLS connection before answering, as one that requires a client certificate does when none is sent: {client_cert})"
+        )
+    } else if https && (is_connect || lower.contains("tls") || lower.contains("certificate")) {
+        " (for a registry served over plain HTTP pass --plain-http; for a certificate signed by your own CA --tlscacert CA.pem; to accept any certificate --skip-verify)".to_string()
+    } else if is_timeout {
+        " (the request timed out)".to_string()
+    } else {
+        String::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_hints_name_the_flag_that_helps() {
+        let tls = "https://127.0.0.1:5000/v2/";
+        // The client certificate is missing: named by the alert, or (TLS 1.3)
+        // only seen as a connection closed before the request went out.
+        for reason in [
+            "error sending request: received fatal alert: CertificateRequired",
+            "error sending request for url (https://127.0.0.1:5000/v2/): client error (Canceled): operation was canceled: connection was not ready",
+            "error sending request: connection closed before message completed",
+        ] {
+            let h = transport_hint(tls, reason, false, false);
+            assert!(
+                h.contains("--tlscert CERT.pem --tlskey KEY.pem"),
+                "{reason}: {h}"
+            );
+        }
+        let h = transport_hint(tls, "invalid peer certificate: UnknownIssuer", true, false);
+        assert!(h.contains("--tlscacert CA.pem"), "{h}");
+        let h = transport_hint(tls, "tcp connect error: Connection refused", true, false);
+        assert!(h.contains("--plain-http"), "{h}");
+        // Over plain HTTP a closed connection says nothing about certificates.
+        let h = transport_hint(
+            "http://127.0.0.1:5000/v2/",
+            "connection closed before message completed",
+            false,
+            false,
+        );
+        assert_eq!(h, "");
+        assert_eq!(
+            transport_hint("http://r/v2/", "operation timed out", false, true),
+            " (the request timed out)"
+        );
+    }
 
     #[test]
     fn challenges() {
