@@ -141,8 +141,9 @@ pub fn check_ztoc(ztoc: &Ztoc, layer: &Digest, layer_size: Option<u64>) -> Resul
 
 /// A layer ready to mount: every check passed.
 pub struct OpenedLayer {
-    /// The decoded zTOC.
-    pub ztoc: Arc<Ztoc>,
+    /// The decoded zTOC; drop it once the filesystem is set up (a 100k-file
+    /// layer's entries take tens of megabytes, and nothing keeps them).
+    pub ztoc: Ztoc,
     /// Span manager reading the layer through `reader`.
     pub spans: Arc<SpanManager>,
     /// The layer's inode table.
@@ -177,12 +178,11 @@ pub fn open_layer(
             input.ztoc.len()
         )));
     }
-    let ztoc = Arc::new(
-        Ztoc::from_bytes(input.ztoc).map_err(|e| Refused(format!("zTOC of layer {layer}: {e}")))?,
-    );
+    let ztoc =
+        Ztoc::from_bytes(input.ztoc).map_err(|e| Refused(format!("zTOC of layer {layer}: {e}")))?;
     check_ztoc(&ztoc, layer, input.layer_size)?;
     let spans = Arc::new(
-        SpanManager::new(ztoc.clone(), layer.clone(), reader, cache, config)
+        SpanManager::new(&ztoc, layer.clone(), reader, cache, config)
             .map_err(|e| Refused(format!("layer {layer}: {e}")))?,
     );
     let tree = InodeTree::from_ztoc(

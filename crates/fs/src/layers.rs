@@ -384,7 +384,7 @@ impl SociFs {
                 fs_opts,
             );
             if !inner.opts.config.disable_verification {
-                fs = fs.with_verification(ztoc.clone());
+                fs = fs.with_verification(&ztoc);
             }
             let handle = soci_layerfs::mount(
                 fs,

@@ -264,9 +264,10 @@ impl LayerFs {
     /// file exactly as `ztoc`'s entry does (name, type, size, mtime, link
     /// name, mode, uid, gid, device numbers, xattrs); otherwise reads of the
     /// file fail with `EIO` and a warning names the layer and the file.
-    /// `ztoc` must be the one the tree was built from.
-    pub fn with_verification(mut self, ztoc: Arc<Ztoc>) -> LayerFs {
-        self.verifier = Some(Verifier::new(ztoc, self.tree.node_count() + 1));
+    /// `ztoc` must be the one the tree was built from; it is not kept (only
+    /// each regular file's header position and a keyed digest of its entry).
+    pub fn with_verification(mut self, ztoc: &Ztoc) -> LayerFs {
+        self.verifier = Some(Verifier::new(ztoc, &self.tree));
         self
     }
 
@@ -443,7 +444,7 @@ impl LayerFs {
             });
         };
         if let Some(v) = &self.verifier
-            && let Err(reason) = v.verify(node, range.offset, &*self.source)
+            && let Err(reason) = v.verify(&self.tree, node, range.offset, &*self.source)
         {
             let file = self
                 .tree

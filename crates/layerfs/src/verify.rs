@@ -6,32 +6,89 @@
 //! reads of that file fail with `EIO` instead of serving metadata the layer
 //! does not have.
 
-use std::sync::Arc;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use soci_format::toc::{parse_entry_headers, parse_go_time};
 use soci_format::ztoc::{FileMetadata, Ztoc, entry_type};
 
 use crate::source::SpanSource;
-use crate::tree::NodeId;
+use crate::tree::{InodeTree, NodeId};
 
 /// Largest run of header blocks accepted in front of a file's data: PAX and
 /// GNU long-name bodies are limited to 1 MiB each by the tar reader, plus a
 /// PAX sparse map.
 const MAX_HEADER_BYTES: u64 = 4 << 20;
 
-/// The zTOC entries of a layer and which files already passed verification.
+/// What the zTOC says about one node, kept instead of the decoded entries
+/// (a few hundred bytes per file): where the entry's tar header starts, and a
+/// keyed digest of every field the header check compares.
+#[derive(Debug, Clone, Copy)]
+enum Expected {
+    /// Not a regular file, or no regular-file entry has its data here.
+    Missing,
+    /// Several regular-file entries claim the node's data offset.
+    Ambiguous,
+    /// The entry's modification time cannot be parsed.
+    BadTime,
+    /// The entry's headers start `header_len` bytes before its data.
+    Entry { header_len: u32, fingerprint: u64 },
+}
+
+/// The zTOC's expectations for each regular file of a layer, and which files
+/// already passed verification. About 17 bytes per node.
 pub(crate) struct Verifier {
-    ztoc: Arc<Ztoc>,
+    /// Keys the fingerprints; random per filesystem, so a zTOC cannot be made
+    /// to collide with a header it does not match.
+    key: RandomState,
+    /// Indexed by node index.
+    expected: Box<[Expected]>,
     /// One flag per tree node (indexed by node index).
     verified: Box<[AtomicBool]>,
 }
 
 impl Verifier {
-    pub(crate) fn new(ztoc: Arc<Ztoc>, nodes: usize) -> Verifier {
+    /// The expectations of `tree`'s regular files, from the `ztoc` the tree
+    /// was built from. The zTOC is not kept.
+    pub(crate) fn new(ztoc: &Ztoc, tree: &InodeTree) -> Verifier {
+        let key = RandomState::new();
+        let toc = &ztoc.toc;
+        let expected = (0..tree.node_count() as u32)
+            .map(|i| {
+                let Some(range) = tree.node(i).and_then(|n| tree.data_range(n)) else {
+                    return Expected::Missing;
+                };
+                let offset = range.offset;
+                let first = toc.partition_point(|e| e.uncompressed_offset < offset);
+                let mut found = toc[first..]
+                    .iter()
+                    .take_while(|e| e.uncompressed_offset == offset)
+                    .filter(|e| e.entry_type == entry_type::REG);
+                let entry = match (found.next(), found.next()) {
+                    (Some(e), None) => e,
+                    (None, _) => return Expected::Missing,
+                    (Some(_), Some(_)) => return Expected::Ambiguous,
+                };
+                let header_len = offset
+                    .checked_sub(entry.tar_header_offset)
+                    .filter(|&l| l > 0 && l <= MAX_HEADER_BYTES)
+                    .map_or(0, |l| l as u32);
+                match fingerprint(&key, entry) {
+                    Some(fingerprint) => Expected::Entry {
+                        header_len,
+                        fingerprint,
+                    },
+                    None => Expected::BadTime,
+                }
+            })
+            .collect();
         Verifier {
-            ztoc,
-            verified: (0..nodes).map(|_| AtomicBool::new(false)).collect(),
+            key,
+            expected,
+            verified: (0..tree.node_count())
+                .map(|_| AtomicBool::new(false))
+                .collect(),
         }
     }
 
@@ -39,23 +96,42 @@ impl Verifier {
     /// layer. `Ok` once it matched (remembered); `Err` with the reason otherwise.
     pub(crate) fn verify(
         &self,
+        tree: &InodeTree,
         node: NodeId,
         data_offset: u64,
         source: &dyn SpanSource,
     ) -> Result<(), String> {
-        let flag = self.verified.get(node.index() as usize);
+        let index = node.index() as usize;
+        let flag = self.verified.get(index);
         if flag.is_some_and(|f| f.load(Ordering::Acquire)) {
             return Ok(());
         }
-        let entry = self.entry_at(data_offset)?;
-        let start = entry.tar_header_offset;
-        let len = data_offset
-            .checked_sub(start)
-            .filter(|&l| l > 0 && l <= MAX_HEADER_BYTES)
-            .ok_or_else(|| {
-                format!("tar header range {start}..{data_offset} of the zTOC entry is invalid")
-            })?;
-        let mut buf = vec![0u8; len as usize];
+        let (header_len, expected) = match self.expected.get(index) {
+            Some(Expected::Entry {
+                header_len,
+                fingerprint,
+            }) => (u64::from(*header_len), *fingerprint),
+            Some(Expected::Ambiguous) => {
+                return Err(format!(
+                    "several zTOC entries claim the data at offset {data_offset}"
+                ));
+            }
+            Some(Expected::BadTime) => {
+                return Err("the zTOC entry's modification time is not a valid time".into());
+            }
+            Some(Expected::Missing) | None => {
+                return Err(format!(
+                    "no regular-file zTOC entry has its data at offset {data_offset}"
+                ));
+            }
+        };
+        if header_len == 0 {
+            return Err(format!(
+                "the tar header range in front of offset {data_offset} of the zTOC entry is invalid"
+            ));
+        }
+        let start = data_offset - header_len;
+        let mut buf = vec![0u8; header_len as usize];
         let mut done = 0usize;
         while done < buf.len() {
             match source.read_at(start + done as u64, &mut buf[done..]) {
@@ -73,79 +149,70 @@ impl Verifier {
                 found.uncompressed_offset
             ));
         }
-        compare(entry, &found)?;
+        if fingerprint(&self.key, &found) != Some(expected) {
+            return Err(differing_field(tree, node, &found));
+        }
         if let Some(f) = flag {
             f.store(true, Ordering::Release);
         }
         Ok(())
     }
-
-    /// The one regular-file entry whose data starts at `offset`.
-    fn entry_at(&self, offset: u64) -> Result<&FileMetadata, String> {
-        let toc = &self.ztoc.toc;
-        let first = toc.partition_point(|e| e.uncompressed_offset < offset);
-        let mut found = toc[first..]
-            .iter()
-            .take_while(|e| e.uncompressed_offset == offset)
-            .filter(|e| e.entry_type == entry_type::REG);
-        match (found.next(), found.next()) {
-            (Some(e), None) => Ok(e),
-            (None, _) => Err(format!(
-                "no regular-file zTOC entry has its data at offset {offset}"
-            )),
-            (Some(_), Some(_)) => Err(format!(
-                "several zTOC entries claim the data at offset {offset}"
-            )),
-        }
-    }
 }
 
-/// Compare what the zTOC says with what the layer's tar header says.
-fn compare(toc: &FileMetadata, tar: &FileMetadata) -> Result<(), String> {
+/// Keyed digest of the fields of `e` the header check compares: name, type,
+/// size, modification time (parsed), link name, mode, owner, device numbers
+/// and xattrs. `None` when the time cannot be parsed.
+fn fingerprint(key: &RandomState, e: &FileMetadata) -> Option<u64> {
+    let time = parse_go_time(&e.mod_time)?;
+    let mut h = key.build_hasher();
+    (
+        &e.name,
+        &e.entry_type,
+        e.uncompressed_size,
+        time,
+        &e.linkname,
+        e.mode,
+        e.uid,
+        e.gid,
+        e.devmajor,
+        e.devminor,
+    )
+        .hash(&mut h);
+    e.xattrs().collect::<Vec<_>>().hash(&mut h);
+    Some(h.finish())
+}
+
+/// Which field of the tar header `tar` differs from what the tree (built from
+/// the zTOC) serves for `node`; the fields the tree does not keep are named
+/// together.
+fn differing_field(tree: &InodeTree, node: NodeId, tar: &FileMetadata) -> String {
+    let attr = tree.attr(node);
     let differ = |field: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
-        Err(format!(
-            "{field} is {a:?} in the zTOC but {b:?} in the tar header"
-        ))
+        format!("{field} is {a:?} in the zTOC but {b:?} in the tar header")
     };
-    if toc.name != tar.name {
-        return differ("name", &toc.name, &tar.name);
-    }
-    if toc.entry_type != tar.entry_type {
-        return differ("type", &toc.entry_type, &tar.entry_type);
-    }
-    if toc.uncompressed_size != tar.uncompressed_size {
-        return differ("size", &toc.uncompressed_size, &tar.uncompressed_size);
-    }
-    let time = |s: &str| parse_go_time(s);
-    if time(&toc.mod_time).is_none() || time(&toc.mod_time) != time(&tar.mod_time) {
-        return differ("mtime", &toc.mod_time, &tar.mod_time);
-    }
-    if toc.linkname != tar.linkname {
-        return differ("link name", &toc.linkname, &tar.linkname);
-    }
-    if toc.mode != tar.mode {
-        return differ(
+    let tar_time = parse_go_time(&tar.mod_time).map(|(s, n)| {
+        std::time::UNIX_EPOCH
+            .checked_add(std::time::Duration::new(s.max(0) as u64, n))
+            .filter(|_| s >= 0)
+    });
+    if attr.size != tar.uncompressed_size {
+        differ("size", &attr.size, &tar.uncompressed_size)
+    } else if i64::from(attr.perm()) != tar.mode & 0o7777 {
+        differ(
             "mode",
-            &format!("{:o}", toc.mode),
-            &format!("{:o}", tar.mode),
-        );
+            &format!("{:o}", attr.perm()),
+            &format!("{:o}", tar.mode & 0o7777),
+        )
+    } else if attr.uid != tar.uid {
+        differ("uid", &attr.uid, &tar.uid)
+    } else if attr.gid != tar.gid {
+        differ("gid", &attr.gid, &tar.gid)
+    } else if tar_time.is_some_and(|t| t != Some(attr.mtime)) {
+        differ("mtime", &attr.mtime, &tar.mod_time)
+    } else {
+        format!(
+            "the zTOC entry differs from the tar header (name {:?}, type, mode bits, mtime, link name, device numbers or xattrs)",
+            tar.name
+        )
     }
-    if toc.uid != tar.uid {
-        return differ("uid", &toc.uid, &tar.uid);
-    }
-    if toc.gid != tar.gid {
-        return differ("gid", &toc.gid, &tar.gid);
-    }
-    if (toc.devmajor, toc.devminor) != (tar.devmajor, tar.devminor) {
-        return differ(
-            "device",
-            &(toc.devmajor, toc.devminor),
-            &(tar.devmajor, tar.devminor),
-        );
-    }
-    let (a, b): (Vec<_>, Vec<_>) = (toc.xattrs().collect(), tar.xattrs().collect());
-    if a != b {
-        return differ("xattrs", &a, &b);
-    }
-    Ok(())
 }

@@ -43,7 +43,7 @@
 //! reader.add(digest.clone(), path);
 //!
 //! let layer = SpanManager::new(
-//!     Arc::new(ztoc),
+//!     &ztoc,
 //!     digest,
 //!     Arc::new(reader),
 //!     Arc::new(MemSpanCache::new()),

@@ -126,7 +126,6 @@ pub struct SpanManager {
     layer: Digest,
     /// `layer` as a metrics label.
     label: String,
-    ztoc: Arc<Ztoc>,
     zinfo: Zinfo,
     spans: Vec<Span>,
     compressed_size: u64,
@@ -157,7 +156,7 @@ impl SpanManager {
     /// count, max span id, checkpoints vs sizes, blob size, and for gzip that
     /// bytes `[0, start of span 0)` are a gzip header).
     pub fn new(
-        ztoc: Arc<Ztoc>,
+        ztoc: &Ztoc,
         layer: Digest,
         reader: Arc<dyn BlobRangeReader>,
         cache: Arc<dyn SpanCache>,
@@ -258,7 +257,6 @@ impl SpanManager {
             ),
             label: layer.to_string(),
             layer,
-            ztoc,
             zinfo,
             spans,
             compressed_size,
@@ -310,11 +308,6 @@ impl SpanManager {
     /// The layer digest.
     pub fn layer(&self) -> &Digest {
         &self.layer
-    }
-
-    /// The layer's zTOC.
-    pub fn ztoc(&self) -> &Arc<Ztoc> {
-        &self.ztoc
     }
 
     /// Number of spans.

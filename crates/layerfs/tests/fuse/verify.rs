@@ -37,7 +37,7 @@ fn fs_with(layer: &Layer, ztoc: Ztoc, verify: bool) -> LayerFs {
         Default::default(),
     );
     if verify {
-        fs.with_verification(Arc::new(ztoc))
+        fs.with_verification(&ztoc)
     } else {
         fs
     }

@@ -58,14 +58,8 @@ impl Layer {
         cache: Arc<dyn SpanCache>,
         config: SpanManagerConfig,
     ) -> SpanManager {
-        SpanManager::new(
-            self.ztoc.clone(),
-            self.digest.clone(),
-            reader,
-            cache,
-            config,
-        )
-        .expect("opening the layer")
+        SpanManager::new(&self.ztoc, self.digest.clone(), reader, cache, config)
+            .expect("opening the layer")
     }
 
     /// A manager over the file with a memory cache and fast retries.

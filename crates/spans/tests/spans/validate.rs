@@ -15,7 +15,7 @@ fn open(
     reader: Arc<MemRangeReader>,
 ) -> Result<SpanManager, SpanError> {
     SpanManager::new(
-        Arc::new(ztoc),
+        &ztoc,
         digest.clone(),
         reader,
         Arc::new(MemSpanCache::new()),
@@ -80,7 +80,7 @@ fn bad_ztocs_are_rejected() {
     ));
 
     let small = SpanManager::new(
-        l.ztoc.clone(),
+        &l.ztoc,
         d.clone(),
         reader.clone(),
         Arc::new(MemSpanCache::new()),
