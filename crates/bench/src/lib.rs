@@ -112,6 +112,11 @@ pub struct RunArgs {
     /// Directory holding `nydus-image` and `nydusd` (default: /opt/nydus/bin, then $PATH).
     #[arg(long)]
     pub nydus_bin: Option<PathBuf>,
+    /// Run the daemon with `[fuse] attr_timeout`, `entry_timeout` and
+    /// `negative_timeout` set to this many seconds (default: the config
+    /// defaults, 1 s each).
+    #[arg(long)]
+    pub fuse_timeout: Option<u64>,
 }
 
 pub fn main() -> Result<()> {
@@ -359,6 +364,7 @@ fn run(mut r: RunArgs) -> Result<()> {
         soci_ref: format!("{}/bench:soci", proxy.addr),
         drop_caches: !r.no_drop_caches,
         namespace: format!("soci-bench-{}", std::process::id()),
+        fuse_timeout: r.fuse_timeout,
     };
     let mut records = Vec::new();
     for p in &profiles {

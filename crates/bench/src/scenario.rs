@@ -75,6 +75,8 @@ pub struct Env<'a> {
     pub soci_ref: String,
     pub drop_caches: bool,
     pub namespace: String,
+    /// `[fuse]` timeouts for the daemon, seconds (`None`: its defaults).
+    pub fuse_timeout: Option<u64>,
 }
 
 /// Run a command to completion within `limit`; its stdout, or an error with both outputs.
@@ -338,10 +340,13 @@ pub fn lazy(env: &Env, profile: &str, run: usize, workload: &str) -> Result<Reco
     // Background fetch off: the bytes counted are the ones the workload needs.
     // Metrics on 127.0.0.1 tell where the daemon's time went.
     let metrics = format!("127.0.0.1:{}", soci_e2e::free_port());
-    std::fs::write(
-        &config,
-        format!("metrics_address = \"{metrics}\"\n[background_fetch]\ndisable = true\n"),
-    )?;
+    let mut toml = format!("metrics_address = \"{metrics}\"\n[background_fetch]\ndisable = true\n");
+    if let Some(t) = env.fuse_timeout {
+        toml.push_str(&format!(
+            "[fuse]\nattr_timeout = {t}\nentry_timeout = {t}\nnegative_timeout = {t}\n"
+        ));
+    }
+    std::fs::write(&config, toml)?;
     let mut daemon = Proc::spawn(
         "soci-snapshotter-grpc",
         Command::new(&env.daemon_bin)

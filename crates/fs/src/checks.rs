@@ -153,8 +153,8 @@ pub struct OpenedLayer {
 /// What [`open_layer`] needs to know about the layer.
 #[derive(Debug, Clone)]
 pub struct LayerInput<'a> {
-    /// The zTOC blob, exactly as stored.
-    pub ztoc: &'a [u8],
+    /// The zTOC blob, exactly as stored; freed once decoded.
+    pub ztoc: Vec<u8>,
     /// The layer's digest.
     pub layer: &'a Digest,
     /// The layer descriptor's size, when known.
@@ -166,7 +166,7 @@ pub struct LayerInput<'a> {
 /// Decodes and checks a layer's zTOC, and builds its span manager and inode
 /// table; nothing is fetched or mounted. Any refusal names the layer.
 pub fn open_layer(
-    input: &LayerInput<'_>,
+    input: LayerInput<'_>,
     reader: Arc<dyn BlobRangeReader>,
     cache: Arc<dyn SpanCache>,
     config: SpanManagerConfig,
@@ -178,8 +178,11 @@ pub fn open_layer(
             input.ztoc.len()
         )));
     }
-    let ztoc =
-        Ztoc::from_bytes(input.ztoc).map_err(|e| Refused(format!("zTOC of layer {layer}: {e}")))?;
+    let ztoc = Ztoc::from_bytes(&input.ztoc)
+        .map_err(|e| Refused(format!("zTOC of layer {layer}: {e}")))?;
+    // The blob is about half the size of its decoded entries: free it before
+    // the inode table is built, when a mount needs the most memory.
+    drop(input.ztoc);
     check_ztoc(&ztoc, layer, input.layer_size)?;
     let spans = Arc::new(
         SpanManager::new(&ztoc, layer.clone(), reader, cache, config)

@@ -336,8 +336,8 @@ impl SociFs {
                 reader.set_size(layer.clone(), size);
             }
             let OpenedLayer { ztoc, spans, tree } = checks::open_layer(
-                &LayerInput {
-                    ztoc: &bytes,
+                LayerInput {
+                    ztoc: bytes,
                     layer: &layer,
                     layer_size,
                     disable_xattrs: ztoc_ref.disable_xattrs,

@@ -87,8 +87,8 @@ fn open(
     let reader = MemRangeReader::new();
     reader.add_as(layer.digest.clone(), layer.blob.clone());
     checks::open_layer(
-        &LayerInput {
-            ztoc: ztoc_bytes,
+        LayerInput {
+            ztoc: ztoc_bytes.to_vec(),
             layer: &layer.digest,
             layer_size: size,
             disable_xattrs: false,
