@@ -714,3 +714,66 @@ proptest! {
         let _ = Ztoc::from_bytes(&bytes);
     }
 }
+
+#[test]
+fn streamed_entries_match_and_stop_at_the_first_error() {
+    let entry = |name: &str, offset: u64, size: u64| FileMetadata {
+        name: name.into(),
+        entry_type: "reg".into(),
+        uncompressed_offset: offset,
+        uncompressed_size: size,
+        mod_time: "2024-01-01T00:00:00Z".into(),
+        ..FileMetadata::default()
+    };
+    // Stored out of order; read order is by offset.
+    let mut z = Ztoc {
+        version: "0.9".into(),
+        uncompressed_archive_size: 8192,
+        toc: vec![
+            entry("b", 1536, 10),
+            entry("a", 512, 600),
+            entry("c", 2560, 0),
+        ],
+        ..Ztoc::default()
+    };
+    let bytes = z.to_bytes();
+    let whole = Ztoc::from_bytes(&bytes).unwrap();
+    let (head, entries) = Ztoc::from_bytes_streaming(&bytes).unwrap();
+    assert!(head.toc.is_empty());
+    assert_eq!(entries.size_hint(), (0, Some(3)));
+    let streamed: Vec<FileMetadata> = entries.map(Result::unwrap).collect();
+    assert_eq!(streamed, whole.toc);
+    assert_eq!(
+        streamed.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    assert_eq!(
+        streamed
+            .iter()
+            .map(|m| m.tar_header_offset)
+            .collect::<Vec<_>>(),
+        [0, 1536, 2048]
+    );
+    assert_eq!(
+        Ztoc {
+            toc: Vec::new(),
+            ..whole
+        },
+        head
+    );
+
+    // "b" now starts inside "a"'s data: "a" is read, "b" is the error, and
+    // nothing follows it.
+    z.toc[0].uncompressed_offset = 1024;
+    let bytes = z.to_bytes();
+    let (_, mut entries) = Ztoc::from_bytes_streaming(&bytes).unwrap();
+    assert_eq!(entries.next().unwrap().unwrap().name, "a");
+    let err = entries.next().unwrap().unwrap_err();
+    assert!(
+        matches!(err, ZtocError::InvalidTocEntry { ref name, .. } if name == "b"),
+        "{err}"
+    );
+    assert!(entries.next().is_none());
+    assert_eq!(entries.size_hint(), (0, Some(0)));
+    assert!(Ztoc::from_bytes(&bytes).is_err());
+}

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use soci_content::BlobRangeReader;
 use soci_format::Digest;
 use soci_format::json::{self, Manifest, SociIndex};
-use soci_format::ztoc::Ztoc;
-use soci_layerfs::{InodeTree, TreeOptions};
+use soci_format::ztoc::{FileMetadata, Ztoc};
+use soci_layerfs::{FileChecks, FileChecksBuilder, InodeTree, TreeBuilder, TreeOptions};
 use soci_spans::{SpanCache, SpanManager, SpanManagerConfig};
 
 /// The largest SOCI index manifest accepted (registries cap manifests at 4 MiB).
@@ -109,51 +109,55 @@ pub fn layer_sizes(image: &Manifest) -> HashMap<String, u64> {
         .collect()
 }
 
-/// Checks a decoded zTOC against its layer: `layer_size` is the layer
-/// descriptor's size when known.
-pub fn check_ztoc(ztoc: &Ztoc, layer: &Digest, layer_size: Option<u64>) -> Result<(), Refused> {
-    let refuse = |reason: String| Refused(format!("zTOC of layer {layer}: {reason}"));
+/// The zTOC describes a blob of the layer descriptor's size.
+fn check_ztoc_size(ztoc: &Ztoc, layer: &Digest, layer_size: Option<u64>) -> Result<(), Refused> {
     if let Some(size) = layer_size
         && ztoc.compressed_archive_size != size
     {
-        return Err(refuse(format!(
-            "it describes a {}-byte blob, but the layer is {size} bytes",
+        return Err(Refused(format!(
+            "zTOC of layer {layer}: it describes a {}-byte blob, but the layer is {size} bytes",
             ztoc.compressed_archive_size
         )));
     }
+    Ok(())
+}
+
+/// The entry's data lies within the uncompressed layer.
+fn check_entry(ztoc: &Ztoc, m: &FileMetadata, layer: &Digest) -> Result<(), Refused> {
+    let refuse = |reason: String| Refused(format!("zTOC of layer {layer}: {reason}"));
     let end = ztoc.uncompressed_archive_size;
-    for m in &ztoc.toc {
-        let Some(data_end) = m.uncompressed_offset.checked_add(m.uncompressed_size) else {
-            return Err(refuse(format!(
-                "entry {:?}: offset {} + size {} overflows",
-                m.name, m.uncompressed_offset, m.uncompressed_size
-            )));
-        };
-        if data_end > end {
-            return Err(refuse(format!(
-                "entry {:?}: data {}..{data_end} extends beyond the {end}-byte uncompressed layer",
-                m.name, m.uncompressed_offset
-            )));
-        }
+    let Some(data_end) = m.uncompressed_offset.checked_add(m.uncompressed_size) else {
+        return Err(refuse(format!(
+            "entry {:?}: offset {} + size {} overflows",
+            m.name, m.uncompressed_offset, m.uncompressed_size
+        )));
+    };
+    if data_end > end {
+        return Err(refuse(format!(
+            "entry {:?}: data {}..{data_end} extends beyond the {end}-byte uncompressed layer",
+            m.name, m.uncompressed_offset
+        )));
     }
     Ok(())
 }
 
 /// A layer ready to mount: every check passed.
 pub struct OpenedLayer {
-    /// The decoded zTOC; drop it once the filesystem is set up (a 100k-file
-    /// layer's entries take tens of megabytes, and nothing keeps them).
+    /// The zTOC's header and compression info; its `toc` is empty (the
+    /// entries went into `tree` and `checks` one at a time).
     pub ztoc: Ztoc,
     /// Span manager reading the layer through `reader`.
     pub spans: Arc<SpanManager>,
     /// The layer's inode table.
     pub tree: InodeTree,
+    /// The first-read checks of its regular files, when asked for.
+    pub checks: Option<FileChecks>,
 }
 
 /// What [`open_layer`] needs to know about the layer.
 #[derive(Debug, Clone)]
 pub struct LayerInput<'a> {
-    /// The zTOC blob, exactly as stored; freed once decoded.
+    /// The zTOC blob, exactly as stored; freed once the layer is open.
     pub ztoc: Vec<u8>,
     /// The layer's digest.
     pub layer: &'a Digest,
@@ -161,10 +165,15 @@ pub struct LayerInput<'a> {
     pub layer_size: Option<u64>,
     /// The `com.amazon.soci.disable-xattrs` annotation was set.
     pub disable_xattrs: bool,
+    /// Collect the first-read tar header checks of the regular files.
+    pub verify: bool,
 }
 
 /// Decodes and checks a layer's zTOC, and builds its span manager and inode
 /// table; nothing is fetched or mounted. Any refusal names the layer.
+///
+/// The entries are decoded one at a time straight into the inode table (and
+/// the file checks), so a layer's decoded entries are never all in memory.
 pub fn open_layer(
     input: LayerInput<'_>,
     reader: Arc<dyn BlobRangeReader>,
@@ -178,23 +187,37 @@ pub fn open_layer(
             input.ztoc.len()
         )));
     }
-    let ztoc = Ztoc::from_bytes(&input.ztoc)
-        .map_err(|e| Refused(format!("zTOC of layer {layer}: {e}")))?;
-    // The blob is about half the size of its decoded entries: free it before
-    // the inode table is built, when a mount needs the most memory.
+    let invalid = |e: &dyn std::fmt::Display| Refused(format!("zTOC of layer {layer}: {e}"));
+    let (ztoc, entries) = Ztoc::from_bytes_streaming(&input.ztoc).map_err(|e| invalid(&e))?;
+    check_ztoc_size(&ztoc, layer, input.layer_size)?;
+    let options = TreeOptions {
+        disable_xattrs: input.disable_xattrs,
+        ..TreeOptions::default()
+    };
+    let mut tree = TreeBuilder::new(&options, entries.size_hint().1.unwrap_or(0));
+    let mut checks = input.verify.then(FileChecksBuilder::new);
+    for m in entries {
+        let m = m.map_err(|e| invalid(&e))?;
+        check_entry(&ztoc, &m, layer)?;
+        tree.add(&m)
+            .map_err(|e| Refused(format!("layer {layer}: {e}")))?;
+        if let Some(c) = &mut checks {
+            c.add(&m);
+        }
+    }
     drop(input.ztoc);
-    check_ztoc(&ztoc, layer, input.layer_size)?;
+    let tree = tree
+        .finish()
+        .map_err(|e| Refused(format!("layer {layer}: {e}")))?;
+    let checks = checks.map(|c| c.finish(&tree));
     let spans = Arc::new(
         SpanManager::new(&ztoc, layer.clone(), reader, cache, config)
             .map_err(|e| Refused(format!("layer {layer}: {e}")))?,
     );
-    let tree = InodeTree::from_ztoc(
-        &ztoc,
-        &TreeOptions {
-            disable_xattrs: input.disable_xattrs,
-            ..TreeOptions::default()
-        },
-    )
-    .map_err(|e| Refused(format!("layer {layer}: {e}")))?;
-    Ok(OpenedLayer { ztoc, spans, tree })
+    Ok(OpenedLayer {
+        ztoc,
+        spans,
+        tree,
+        checks,
+    })
 }

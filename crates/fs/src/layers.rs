@@ -335,12 +335,18 @@ impl SociFs {
             if let Some(size) = layer_size {
                 reader.set_size(layer.clone(), size);
             }
-            let OpenedLayer { ztoc, spans, tree } = checks::open_layer(
+            let OpenedLayer {
+                spans,
+                tree,
+                checks,
+                ..
+            } = checks::open_layer(
                 LayerInput {
                     ztoc: bytes,
                     layer: &layer,
                     layer_size,
                     disable_xattrs: ztoc_ref.disable_xattrs,
+                    verify: !inner.opts.config.disable_verification,
                 },
                 Arc::new(reader),
                 inner.cache.clone(),
@@ -383,8 +389,8 @@ impl SociFs {
                 state,
                 fs_opts,
             );
-            if !inner.opts.config.disable_verification {
-                fs = fs.with_verification(&ztoc);
+            if let Some(checks) = checks {
+                fs = fs.with_file_checks(checks);
             }
             let handle = soci_layerfs::mount(
                 fs,

@@ -92,6 +92,7 @@ fn open(
             layer: &layer.digest,
             layer_size: size,
             disable_xattrs: false,
+            verify: true,
         },
         Arc::new(reader),
         Arc::new(MemSpanCache::new()),

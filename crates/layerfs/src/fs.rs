@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use crate::source::SpanSource;
 use crate::state::{STATE_DIR_NAME, StateFn};
 use crate::tree::{Attr, BLOCK_SIZE, FileKind, InodeTree, NodeId};
-use crate::verify::Verifier;
+use crate::verify::FileChecks;
 use soci_format::ztoc::Ztoc;
 
 /// Inode number of the layer root (FUSE's root id).
@@ -195,7 +195,7 @@ pub struct LayerFs {
     state_handles: Mutex<HashMap<u64, Vec<u8>>>,
     next_fh: AtomicU64,
     /// File verification on first read, when enabled.
-    verifier: Option<Verifier>,
+    verifier: Option<FileChecks>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -266,8 +266,15 @@ impl LayerFs {
     /// file fail with `EIO` and a warning names the layer and the file.
     /// `ztoc` must be the one the tree was built from; it is not kept (only
     /// each regular file's header position and a keyed digest of its entry).
-    pub fn with_verification(mut self, ztoc: &Ztoc) -> LayerFs {
-        self.verifier = Some(Verifier::new(ztoc, &self.tree));
+    pub fn with_verification(self, ztoc: &Ztoc) -> LayerFs {
+        let checks = FileChecks::new(ztoc, &self.tree);
+        self.with_file_checks(checks)
+    }
+
+    /// [`LayerFs::with_verification`] with checks collected while the tree
+    /// was built (see [`FileChecksBuilder`](crate::FileChecksBuilder)).
+    pub fn with_file_checks(mut self, checks: FileChecks) -> LayerFs {
+        self.verifier = Some(checks);
         self
     }
 

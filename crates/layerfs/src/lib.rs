@@ -43,5 +43,6 @@ pub use source::testing;
 pub use state::{LayerState, STATE_DIR_NAME, StateFn};
 pub use tree::{
     Attr, BLOCK_SIZE, DataRange, FileKind, InodeTree, NodeId, OPAQUE_MARKER, OverlayXattrs,
-    TreeOptions, WHITEOUT_PREFIX, clean_path,
+    TreeBuilder, TreeOptions, WHITEOUT_PREFIX, clean_path,
 };
+pub use verify::{FileChecks, FileChecksBuilder};

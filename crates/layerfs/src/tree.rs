@@ -224,14 +224,7 @@ impl InodeTree {
         entries: &[FileMetadata],
         options: &TreeOptions,
     ) -> Result<InodeTree, LayerFsError> {
-        let mut b = Builder {
-            options: *options,
-            nodes: Vec::with_capacity(entries.len() + 1),
-            strings: Vec::new(),
-            xattrs: Vec::new(),
-            paths: HashMap::with_capacity(entries.len()),
-        };
-        b.nodes.push(implicit_dir());
+        let mut b = TreeBuilder::new(options, entries.len());
         for m in entries {
             b.add(m)?;
         }
@@ -508,6 +501,36 @@ pub fn clean_path(raw: &str) -> Result<String, &'static str> {
         out.push_str(c);
     }
     Ok(out)
+}
+
+/// Builds an [`InodeTree`] from TOC entries given one at a time, in tar
+/// order (later entries win), e.g. straight from
+/// [`Ztoc::from_bytes_streaming`](soci_format::ztoc::Ztoc::from_bytes_streaming).
+pub struct TreeBuilder(Builder);
+
+impl TreeBuilder {
+    /// A builder expecting about `entries` entries.
+    pub fn new(options: &TreeOptions, entries: usize) -> TreeBuilder {
+        let mut b = Builder {
+            options: *options,
+            nodes: Vec::with_capacity(entries + 1),
+            strings: Vec::new(),
+            xattrs: Vec::new(),
+            paths: HashMap::with_capacity(entries),
+        };
+        b.nodes.push(implicit_dir());
+        TreeBuilder(b)
+    }
+
+    /// Apply the next entry.
+    pub fn add(&mut self, m: &FileMetadata) -> Result<(), LayerFsError> {
+        self.0.add(m)
+    }
+
+    /// The finished table.
+    pub fn finish(self) -> Result<InodeTree, LayerFsError> {
+        self.0.finish()
+    }
 }
 
 struct Builder {

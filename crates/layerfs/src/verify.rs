@@ -37,8 +37,10 @@ enum Expected {
 }
 
 /// The zTOC's expectations for each regular file of a layer, and which files
-/// already passed verification. About 17 bytes per node.
-pub(crate) struct Verifier {
+/// already passed verification. About 17 bytes per node; built with
+/// [`FileChecksBuilder`] and given to
+/// [`LayerFs::with_file_checks`](crate::LayerFs::with_file_checks).
+pub struct FileChecks {
     /// Keys the fingerprints; random per filesystem, so a zTOC cannot be made
     /// to collide with a header it does not match.
     key: RandomState,
@@ -48,48 +50,98 @@ pub(crate) struct Verifier {
     verified: Box<[AtomicBool]>,
 }
 
-impl Verifier {
-    /// The expectations of `tree`'s regular files, from the `ztoc` the tree
-    /// was built from. The zTOC is not kept.
-    pub(crate) fn new(ztoc: &Ztoc, tree: &InodeTree) -> Verifier {
-        let key = RandomState::new();
-        let toc = &ztoc.toc;
+impl std::fmt::Debug for FileChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileChecks")
+            .field("nodes", &self.expected.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Collects what [`FileChecks`] needs from the TOC entries, given one at a
+/// time in read order (the order of `Ztoc::toc`).
+pub struct FileChecksBuilder {
+    key: RandomState,
+    /// Regular-file entries by data offset: (offset, expectation).
+    regular: Vec<(u64, Expected)>,
+}
+
+impl Default for FileChecksBuilder {
+    fn default() -> FileChecksBuilder {
+        FileChecksBuilder::new()
+    }
+}
+
+impl FileChecksBuilder {
+    /// An empty builder with a fresh random key.
+    pub fn new() -> FileChecksBuilder {
+        FileChecksBuilder {
+            key: RandomState::new(),
+            regular: Vec::new(),
+        }
+    }
+
+    /// Note the next entry (only regular files are kept, about 24 bytes each).
+    pub fn add(&mut self, e: &FileMetadata) {
+        if e.entry_type != entry_type::REG {
+            return;
+        }
+        let offset = e.uncompressed_offset;
+        let header_len = offset
+            .checked_sub(e.tar_header_offset)
+            .filter(|&l| l > 0 && l <= MAX_HEADER_BYTES)
+            .map_or(0, |l| l as u32);
+        let expected = match fingerprint(&self.key, e) {
+            Some(fingerprint) => Expected::Entry {
+                header_len,
+                fingerprint,
+            },
+            None => Expected::BadTime,
+        };
+        self.regular.push((offset, expected));
+    }
+
+    /// The checks of `tree`'s regular files; `tree` must be built from the
+    /// same entries.
+    pub fn finish(mut self, tree: &InodeTree) -> FileChecks {
+        // Entries come sorted by offset; a stable sort keeps that cheap and
+        // makes any other order work too.
+        self.regular.sort_by_key(|&(offset, _)| offset);
+        let regular = &self.regular;
         let expected = (0..tree.node_count() as u32)
             .map(|i| {
                 let Some(range) = tree.node(i).and_then(|n| tree.data_range(n)) else {
                     return Expected::Missing;
                 };
-                let offset = range.offset;
-                let first = toc.partition_point(|e| e.uncompressed_offset < offset);
-                let mut found = toc[first..]
+                let first = regular.partition_point(|&(o, _)| o < range.offset);
+                let mut found = regular[first..]
                     .iter()
-                    .take_while(|e| e.uncompressed_offset == offset)
-                    .filter(|e| e.entry_type == entry_type::REG);
-                let entry = match (found.next(), found.next()) {
-                    (Some(e), None) => e,
-                    (None, _) => return Expected::Missing,
-                    (Some(_), Some(_)) => return Expected::Ambiguous,
-                };
-                let header_len = offset
-                    .checked_sub(entry.tar_header_offset)
-                    .filter(|&l| l > 0 && l <= MAX_HEADER_BYTES)
-                    .map_or(0, |l| l as u32);
-                match fingerprint(&key, entry) {
-                    Some(fingerprint) => Expected::Entry {
-                        header_len,
-                        fingerprint,
-                    },
-                    None => Expected::BadTime,
+                    .take_while(|&&(o, _)| o == range.offset);
+                match (found.next(), found.next()) {
+                    (Some(&(_, e)), None) => e,
+                    (None, _) => Expected::Missing,
+                    (Some(_), Some(_)) => Expected::Ambiguous,
                 }
             })
             .collect();
-        Verifier {
-            key,
+        FileChecks {
+            key: self.key,
             expected,
             verified: (0..tree.node_count())
                 .map(|_| AtomicBool::new(false))
                 .collect(),
         }
+    }
+}
+
+impl FileChecks {
+    /// The checks of `tree`'s regular files from the `ztoc` it was built from.
+    pub fn new(ztoc: &Ztoc, tree: &InodeTree) -> FileChecks {
+        let mut b = FileChecksBuilder::new();
+        for e in &ztoc.toc {
+            b.add(e);
+        }
+        b.finish(tree)
     }
 
     /// Check the regular file `node` whose data starts at `data_offset` of the

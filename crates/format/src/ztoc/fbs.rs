@@ -28,7 +28,7 @@
 //! small buffer expand into a huge value). It then reads the verified buffer with the
 //! small bounds-checked reader [`TableRef`], which needs no `unsafe` and turns any
 //! inconsistency into an error instead of a panic. Finally the read rules of spec §2.4
-//! are applied (see [`assign_tar_header_offsets`]).
+//! are applied while the entries are read (see [`set_tar_header_offset`]).
 //!
 //! Missing fields read as their defaults, as in upstream's generated Go accessors:
 //! strings as `""`, numbers as `0`, vectors as empty, the algorithm as gzip. A missing
@@ -581,6 +581,14 @@ impl<'a> TableRef<'a> {
 
 /// Decode and validate a zTOC blob (spec §2.4).
 pub(super) fn decode(b: &[u8]) -> Result<Ztoc, ZtocError> {
+    let (mut ztoc, entries) = decode_streaming(b)?;
+    ztoc.toc = entries.collect::<Result<_, _>>()?;
+    Ok(ztoc)
+}
+
+/// Decode and validate everything but the TOC entries, which the returned
+/// iterator decodes one at a time, in read order.
+pub(super) fn decode_streaming(b: &[u8]) -> Result<(Ztoc, TocEntries<'_>), ZtocError> {
     verify(b)?;
     let root = TableRef::at(b, deref(b, 0)?)?;
     use slot::ztoc as s;
@@ -596,40 +604,83 @@ pub(super) fn decode(b: &[u8]) -> Result<Ztoc, ZtocError> {
         root.i64(s::UNCOMPRESSED_ARCHIVE_SIZE)?,
     )?;
 
-    let mut toc = match root.table(s::TOC)? {
-        Some(t) => decode_toc(t)?,
-        None => Vec::new(),
-    };
+    // Read order: by data offset, stable (upstream sorts on read).
+    let mut order = Vec::new();
+    if let Some(t) = root.table(s::TOC)? {
+        order.reserve_exact(t.offsets_len(slot::toc::METADATA)?);
+        for (i, m) in t.tables(slot::toc::METADATA)?.enumerate() {
+            let m = m?;
+            order.push((m.i64(slot::file_metadata::UNCOMPRESSED_OFFSET)?, i, m.pos));
+        }
+    }
+    order.sort_by_key(|&(offset, _, _)| offset);
     let compression_info = match root.table(s::COMPRESSION_INFO)? {
         Some(t) => decode_compression_info(t)?,
         None => CompressionInfo::default(),
     };
 
-    assign_tar_header_offsets(&mut toc)?;
-
-    Ok(Ztoc {
+    let ztoc = Ztoc {
         version,
         build_tool_identifier,
         compressed_archive_size,
         uncompressed_archive_size,
-        toc,
+        toc: Vec::new(),
         compression_info,
-    })
+    };
+    let entries = TocEntries {
+        buf: b,
+        order: order.into_iter(),
+        next_header: 0,
+        failed: false,
+    };
+    Ok((ztoc, entries))
+}
+
+/// The TOC entries of a zTOC blob in read order (sorted by data offset, equal
+/// offsets in stored order), each decoded when it is reached and given its
+/// tar header offset. After the first error it ends.
+#[derive(Debug)]
+pub struct TocEntries<'a> {
+    buf: &'a [u8],
+    /// (data offset as stored, index in the stored vector, table position).
+    order: std::vec::IntoIter<(i64, usize, usize)>,
+    next_header: u64,
+    failed: bool,
+}
+
+impl Iterator for TocEntries<'_> {
+    type Item = Result<FileMetadata, ZtocError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let (_, i, pos) = self.order.next()?;
+        let entry = TableRef::at(self.buf, pos)
+            .and_then(decode_file_metadata)
+            .map_err(|e| match e {
+                ZtocError::Invalid(msg) => ZtocError::Invalid(format!("toc entry {i}: {msg}")),
+                e => e,
+            })
+            .and_then(|mut m| {
+                set_tar_header_offset(&mut m, &mut self.next_header)?;
+                Ok(m)
+            });
+        self.failed = entry.is_err();
+        Some(entry)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.failed {
+            (0, Some(0))
+        } else {
+            (0, Some(self.order.len()))
+        }
+    }
 }
 
 fn non_negative(field: &str, v: i64) -> Result<u64, ZtocError> {
     u64::try_from(v).map_err(|_| ZtocError::Invalid(format!("negative {field}: {v}")))
-}
-
-fn decode_toc(t: TableRef<'_>) -> Result<Vec<FileMetadata>, ZtocError> {
-    let mut files = Vec::with_capacity(t.offsets_len(slot::toc::METADATA)?);
-    for (i, m) in t.tables(slot::toc::METADATA)?.enumerate() {
-        files.push(decode_file_metadata(m?).map_err(|e| match e {
-            ZtocError::Invalid(msg) => ZtocError::Invalid(format!("toc entry {i}: {msg}")),
-            e => e,
-        })?);
-    }
-    Ok(files)
 }
 
 fn decode_file_metadata(t: TableRef<'_>) -> Result<FileMetadata, ZtocError> {
@@ -709,43 +760,49 @@ pub(super) fn align_to_tar_block(x: u64) -> Option<u64> {
     x.checked_next_multiple_of(TAR_BLOCK_SIZE)
 }
 
-/// Apply upstream's read rules to a TOC: sort the entries by `uncompressed_offset`
-/// (stable, so entries at equal offsets keep their order) and set every
-/// `tar_header_offset`: 0 for the first entry, the end of the previous entry's data
-/// rounded up to a tar block for the others.
+/// Upstream's read rule for one entry, applied in read order (entries sorted
+/// by `uncompressed_offset`, stable): give `m` its `tar_header_offset`, which
+/// is 0 for the first entry and the end of the previous entry's data rounded
+/// up to a tar block (`next_header`) for the others, and advance
+/// `next_header` past `m`'s data.
 ///
-/// Fails with [`ZtocError::InvalidTocEntry`] when an entry's data starts before that
-/// header offset, i.e. when entries overlap. Useful to anyone who assembles a TOC and
-/// wants it exactly as a reader of the serialized zTOC would see it.
-pub(super) fn assign_tar_header_offsets(toc: &mut [FileMetadata]) -> Result<(), ZtocError> {
-    toc.sort_by_key(|m| m.uncompressed_offset);
-    let mut next_header = 0u64;
-    for m in toc.iter_mut() {
-        if next_header > m.uncompressed_offset {
-            return Err(ZtocError::InvalidTocEntry {
-                name: m.name.clone(),
-                offset: m.uncompressed_offset,
-                previous_end: next_header,
-            });
-        }
-        m.tar_header_offset = next_header;
-        next_header = m
-            .uncompressed_offset
-            .checked_add(m.uncompressed_size)
-            .and_then(align_to_tar_block)
-            .ok_or_else(|| {
-                ZtocError::Invalid(format!(
-                    "toc entry {:?}: offset {} + size {} overflows",
-                    m.name, m.uncompressed_offset, m.uncompressed_size
-                ))
-            })?;
+/// Fails with [`ZtocError::InvalidTocEntry`] when the entry's data starts
+/// before that header offset, i.e. when entries overlap.
+fn set_tar_header_offset(m: &mut FileMetadata, next_header: &mut u64) -> Result<(), ZtocError> {
+    if *next_header > m.uncompressed_offset {
+        return Err(ZtocError::InvalidTocEntry {
+            name: m.name.clone(),
+            offset: m.uncompressed_offset,
+            previous_end: *next_header,
+        });
     }
+    m.tar_header_offset = *next_header;
+    *next_header = m
+        .uncompressed_offset
+        .checked_add(m.uncompressed_size)
+        .and_then(align_to_tar_block)
+        .ok_or_else(|| {
+            ZtocError::Invalid(format!(
+                "toc entry {:?}: offset {} + size {} overflows",
+                m.name, m.uncompressed_offset, m.uncompressed_size
+            ))
+        })?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The read rules over a whole TOC, as [`decode`] applies them.
+    fn assign_tar_header_offsets(toc: &mut [FileMetadata]) -> Result<(), ZtocError> {
+        toc.sort_by_key(|m| m.uncompressed_offset);
+        let mut next_header = 0u64;
+        for m in toc.iter_mut() {
+            set_tar_header_offset(m, &mut next_header)?;
+        }
+        Ok(())
+    }
 
     fn entry(name: &str, offset: u64, size: u64) -> FileMetadata {
         FileMetadata {

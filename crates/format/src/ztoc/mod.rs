@@ -14,6 +14,7 @@ mod build;
 mod fbs;
 
 pub use build::{BuildError, BuildOptions, build_ztoc};
+pub use fbs::TocEntries;
 
 /// The only zTOC version upstream defines.
 pub const ZTOC_VERSION: &str = "0.9";
@@ -165,5 +166,14 @@ impl Ztoc {
     /// Decode and validate a zTOC blob.
     pub fn from_bytes(bytes: &[u8]) -> Result<Ztoc, ZtocError> {
         fbs::decode(bytes)
+    }
+
+    /// Decode and validate a zTOC blob but its TOC: the returned zTOC has an
+    /// empty `toc`, and the iterator yields the entries one at a time, exactly
+    /// as [`Ztoc::from_bytes`] would have listed them (the first error ends
+    /// it). For a reader that consumes each entry once, so that the decoded
+    /// entries of a large layer are never all in memory at the same time.
+    pub fn from_bytes_streaming(bytes: &[u8]) -> Result<(Ztoc, TocEntries<'_>), ZtocError> {
+        fbs::decode_streaming(bytes)
     }
 }
