@@ -381,6 +381,7 @@ impl SociFs {
                     .negative_timeout
                     .duration()
                     .unwrap_or(Duration::from_secs(1)),
+                xattrs_disabled: ztoc_ref.disable_xattrs,
             };
             let mut fs = LayerFs::new(
                 tree,

@@ -27,7 +27,8 @@ const NODE_INO_OFFSET: u64 = 3;
 const STATE_DIR_MODE: u32 = 0o040_500;
 const STATE_FILE_MODE: u32 = 0o100_400;
 
-/// Kernel cache lifetimes of what the filesystem replies.
+/// Kernel cache lifetimes of what the filesystem replies, and whether it
+/// answers extended-attribute requests at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsOptions {
     /// How long the kernel may cache attributes.
@@ -36,15 +37,23 @@ pub struct FsOptions {
     pub entry_timeout: Duration,
     /// How long the kernel may cache that a name does not exist (zero disables).
     pub negative_timeout: Duration,
+    /// The layer's index says it has no extended attributes (the zTOC
+    /// annotation `com.amazon.soci.disable-xattrs`): as upstream, xattr
+    /// requests get `ENOSYS`, after which the kernel stops sending them and
+    /// answers `EOPNOTSUPP` itself (overlayfs asks for its markers on every
+    /// lookup, so this saves a round trip per file). Not applied when the
+    /// tree has an opaque directory or any xattr after all.
+    pub xattrs_disabled: bool,
 }
 
 impl Default for FsOptions {
-    /// One second each, as upstream.
+    /// One second each, as upstream; xattrs answered.
     fn default() -> FsOptions {
         FsOptions {
             attr_timeout: Duration::from_secs(1),
             entry_timeout: Duration::from_secs(1),
             negative_timeout: Duration::from_secs(1),
+            xattrs_disabled: false,
         }
     }
 }
@@ -79,6 +88,9 @@ pub enum OpError {
     /// `EACCES`.
     #[error("permission denied")]
     Access,
+    /// `ENOSYS`: the operation is not implemented (the kernel stops asking).
+    #[error("function not implemented")]
+    NotImplemented,
 }
 
 impl OpError {
@@ -95,6 +107,7 @@ impl OpError {
             OpError::ReadOnly => Errno::ROFS,
             OpError::Invalid => Errno::INVAL,
             OpError::Access => Errno::ACCESS,
+            OpError::NotImplemented => Errno::NOSYS,
         }
         .raw_os_error()
     }
@@ -196,6 +209,8 @@ pub struct LayerFs {
     next_fh: AtomicU64,
     /// File verification on first read, when enabled.
     verifier: Option<FileChecks>,
+    /// Reply `ENOSYS` to xattr requests ([`FsOptions::xattrs_disabled`]).
+    no_xattrs: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -243,7 +258,15 @@ impl LayerFs {
                 Err(i) => (i, false),
             }
         };
+        let no_xattrs = options.xattrs_disabled && !tree.has_xattrs();
+        if options.xattrs_disabled && !no_xattrs {
+            tracing::warn!(
+                layer = layer_digest,
+                "the index says the layer has no xattrs, but it has xattrs or opaque directories; serving them"
+            );
+        }
         LayerFs {
+            no_xattrs,
             regular_bytes: tree.regular_file_bytes(),
             tree,
             source,
@@ -589,6 +612,9 @@ impl LayerFs {
 
     /// Value of xattr `name` of `ino`, for a caller buffer of `size` bytes.
     pub fn getxattr(&self, ino: u64, name: &[u8], size: u32) -> Result<XattrReply<'_>, OpError> {
+        if self.no_xattrs {
+            return Err(OpError::NotImplemented);
+        }
         let value = match self.inode(ino)? {
             Inode::Tree(n) => self.tree.xattr(n, name).ok_or(OpError::NoData)?,
             _ => return Err(OpError::NoData),
@@ -598,6 +624,9 @@ impl LayerFs {
 
     /// NUL-terminated xattr names of `ino`, for a caller buffer of `size` bytes.
     pub fn listxattr(&self, ino: u64, size: u32) -> Result<XattrReply<'_>, OpError> {
+        if self.no_xattrs {
+            return Err(OpError::NotImplemented);
+        }
         let mut list = Vec::new();
         if let Inode::Tree(n) = self.inode(ino)? {
             for (name, _) in self.tree.xattrs(n) {

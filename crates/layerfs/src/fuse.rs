@@ -177,11 +177,11 @@ impl Filesystem for FuseLayer {
         let r = self.0.opendir(ino.0);
         self.count(FuseOp::Opendir, &r);
         match r {
-            // Listings never change: let the kernel cache them.
-            Ok(()) => reply.opened(
-                FileHandle(0),
-                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
-            ),
+            // Listings never change and need no handle: `ENOSYS` makes the
+            // kernel stop sending OPENDIR (and RELEASEDIR) for this mount and
+            // open directories itself with FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR,
+            // which saves a round trip per directory listed.
+            Ok(()) => reply.error(errno(OpError::NotImplemented)),
             Err(e) => reply.error(errno(e)),
         }
     }

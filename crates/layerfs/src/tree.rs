@@ -369,6 +369,12 @@ impl InodeTree {
         self.xattrs(node).find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
+    /// Whether any node has an extended attribute or is an opaque directory
+    /// (which reports the overlay opaque xattr).
+    pub fn has_xattrs(&self) -> bool {
+        !self.xattrs.is_empty() || self.nodes.iter().any(|n| n.flags & FLAG_OPAQUE != 0)
+    }
+
     /// One path of `node` (for log messages). Scans the table: slow, use on error paths only.
     pub fn path_of(&self, node: NodeId) -> Option<String> {
         if node == NodeId::ROOT {

@@ -18,6 +18,7 @@ const EROFS: i32 = 30;
 const EIO: i32 = 5;
 const ERANGE: i32 = 34;
 const ENODATA: i32 = 61;
+const EOPNOTSUPP: i32 = 95;
 const FUSE_SUPER_MAGIC: u64 = 0x6573_5546;
 
 /// Every kind of entry the filesystem must present.
@@ -208,6 +209,76 @@ fn xattr_size_queries_and_disable_xattrs() {
     let n =
         rustix::fs::lgetxattr(m.join("var/cache"), "trusted.overlay.opaque", &mut buf[..]).unwrap();
     assert_eq!(&buf[..n], b"y");
+}
+
+/// The index's `disable-xattrs` annotation on a layer without xattrs: the
+/// filesystem answers `ENOSYS`, the kernel stops asking and answers
+/// `EOPNOTSUPP` itself; contents and listings are unchanged. A layer that has
+/// an opaque directory after all keeps serving its marker.
+#[test]
+fn xattrs_disabled_by_the_index() {
+    if !fuse_required() {
+        return;
+    }
+    let scratch = Scratch::new("xattrs_disabled_by_the_index");
+    let options = soci_layerfs::FsOptions {
+        xattrs_disabled: true,
+        ..Default::default()
+    };
+    let plain = Layer::new(&[
+        TarEntry::dir("./etc/"),
+        TarEntry::file("./etc/a.conf", "a\n"),
+        TarEntry::dir("./etc/sub/"),
+        TarEntry::file("./etc/sub/b", "b\n"),
+    ]);
+    let tree = soci_layerfs::InodeTree::from_ztoc(&plain.ztoc, &TreeOptions::default()).unwrap();
+    assert!(!tree.has_xattrs());
+    let fs = soci_layerfs::LayerFs::new(
+        tree,
+        Arc::new(plain.mem_source()),
+        &plain.digest,
+        plain.state(),
+        options,
+    );
+    let m = Mounted::new(fs, scratch.path().join("mnt"));
+    let mut buf = [0u8; 8];
+    for _ in 0..2 {
+        let err = rustix::fs::lgetxattr(m.join("etc/a.conf"), "user.x", &mut buf[..]).unwrap_err();
+        assert_eq!(err.raw_os_error(), EOPNOTSUPP);
+        let err = rustix::fs::llistxattr(m.join("etc"), &mut buf[..]).unwrap_err();
+        assert_eq!(err.raw_os_error(), EOPNOTSUPP);
+    }
+    let mut names: Vec<String> = fs::read_dir(m.join("etc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.conf", "sub"]);
+    assert_eq!(fs::read(m.join("etc/sub/b")).unwrap(), b"b\n");
+    drop(m);
+
+    let layer = Layer::new(&rich_entries());
+    let tree = soci_layerfs::InodeTree::from_ztoc(
+        &layer.ztoc,
+        &TreeOptions {
+            disable_xattrs: true,
+            ..TreeOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(tree.has_xattrs(), "an opaque directory reports its marker");
+    let fs = soci_layerfs::LayerFs::new(
+        tree,
+        Arc::new(layer.mem_source()),
+        &layer.digest,
+        layer.state(),
+        options,
+    );
+    let m = Mounted::new(fs, scratch.path().join("mnt-opaque"));
+    let n =
+        rustix::fs::lgetxattr(m.join("var/cache"), "trusted.overlay.opaque", &mut buf[..]).unwrap();
+    assert_eq!(&buf[..n], b"y");
+    check_mount(&m.path, &expected(&layer), "trusted.overlay.opaque", false);
 }
 
 #[test]
