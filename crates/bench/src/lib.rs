@@ -76,6 +76,10 @@ pub struct GenArgs {
     /// Span size given to `soci convert`.
     #[arg(long, default_value_t = 4 << 20)]
     pub span_size: u64,
+    /// Convert with `--optimizations xattr` (layers without xattrs are
+    /// annotated, and the daemon then answers no xattr requests for them).
+    #[arg(long)]
+    pub optimize_xattr: bool,
 }
 
 #[derive(clap::Args)]
@@ -197,22 +201,29 @@ pub fn prepare(g: &GenArgs) -> Result<(ImageInfo, Analysis, PathBuf)> {
         std::fs::write(&info_path, serde_json::to_vec(&info)?)?;
         info
     };
-    let soci_dir = dir.join(format!("soci-span{}", g.span_size));
+    let soci_dir = dir.join(format!(
+        "soci-span{}{}",
+        g.span_size,
+        if g.optimize_xattr { "-xattr" } else { "" }
+    ));
     if !soci_dir.join("index.json").exists() {
         let _ = std::fs::remove_dir_all(&soci_dir);
         eprintln!("== soci convert --standalone");
+        let mut convert = Command::new(bin_dir(g)?.join("soci"));
+        convert
+            .args([
+                "convert",
+                "--standalone",
+                "--format",
+                "oci-dir",
+                "--span-size",
+            ])
+            .arg(g.span_size.to_string());
+        if g.optimize_xattr {
+            convert.args(["--optimizations", "xattr"]);
+        }
         scenario::run_cmd(
-            Command::new(bin_dir(g)?.join("soci"))
-                .args([
-                    "convert",
-                    "--standalone",
-                    "--format",
-                    "oci-dir",
-                    "--span-size",
-                ])
-                .arg(g.span_size.to_string())
-                .arg(dir.join("image"))
-                .arg(&soci_dir),
+            convert.arg(dir.join("image")).arg(&soci_dir),
             Duration::from_secs(3600),
         )?;
     }
