@@ -100,9 +100,60 @@ pub fn parse(text: &str) -> Breakdown {
     b
 }
 
+/// The daemon's FUSE request counters (`soci_fs_fuse_operation_count`) by
+/// operation, in a Prometheus text exposition.
+pub fn fuse_ops(text: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut ops = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("soci_fs_fuse_operation_count{operation=\"") else {
+            continue;
+        };
+        let Some((op, value)) = rest.split_once("\"} ") else {
+            continue;
+        };
+        if let Ok(v) = value.trim().parse::<f64>() {
+            *ops.entry(op.to_string()).or_default() += v as u64;
+        }
+    }
+    ops
+}
+
+/// What `after` counts beyond `before`, operations that did not change left out.
+pub fn ops_since(
+    after: &std::collections::BTreeMap<String, u64>,
+    before: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(op, &n)| (op.clone(), n.saturating_sub(*before.get(op).unwrap_or(&0))))
+        .filter(|&(_, n)| n > 0)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fuse_requests_by_operation_and_since() {
+        let before = fuse_ops(
+            "# TYPE soci_fs_fuse_operation_count counter\n\
+             soci_fs_fuse_operation_count{operation=\"lookup\"} 10\n\
+             soci_fs_fuse_operation_count{operation=\"getxattr\"} 3\n",
+        );
+        let after = fuse_ops(
+            "soci_fs_fuse_operation_count{operation=\"lookup\"} 10\n\
+             soci_fs_fuse_operation_count{operation=\"getxattr\"} 1611\n\
+             soci_fs_fuse_operation_count{operation=\"open\"} 2\n\
+             soci_fs_fetched_bytes_total{layer=\"a\"} 5\n",
+        );
+        assert_eq!(after.len(), 3);
+        let since = ops_since(&after, &before);
+        assert_eq!(
+            since.into_iter().collect::<Vec<_>>(),
+            [("getxattr".to_string(), 1608), ("open".to_string(), 2)]
+        );
+    }
 
     #[test]
     fn sums_the_histograms_of_every_layer() {

@@ -365,6 +365,7 @@ pub fn run(
             cache_bytes_after_rm: None,
             page_cache_dropped: dropped,
             breakdown: None,
+            warm_fuse_ops: Default::default(),
         })
     })();
     unmount_under(&dir);

@@ -73,6 +73,26 @@ pub struct Row {
     /// Medians of the daemon's breakdown (lazy runs).
     #[serde(default)]
     pub breakdown: Option<Breakdown>,
+    /// Medians of the FUSE requests of the warm run, by operation (lazy runs).
+    #[serde(default)]
+    pub warm_fuse_ops: std::collections::BTreeMap<String, u64>,
+}
+
+/// Per operation, the median over `rs` of the warm run's FUSE requests (an
+/// operation a run did not see counts 0 there).
+fn median_ops(rs: &[&Record]) -> std::collections::BTreeMap<String, u64> {
+    let ops: std::collections::BTreeSet<&String> =
+        rs.iter().flat_map(|r| r.warm_fuse_ops.keys()).collect();
+    ops.into_iter()
+        .map(|op| {
+            let v: Vec<f64> = rs
+                .iter()
+                .map(|r| *r.warm_fuse_ops.get(op).unwrap_or(&0) as f64)
+                .collect();
+            (op.clone(), Stat::of(&v).median as u64)
+        })
+        .filter(|&(_, n)| n > 0)
+        .collect()
 }
 
 fn opt_stat(v: Vec<Option<f64>>) -> Option<Stat> {
@@ -153,6 +173,7 @@ pub fn summarize(
             breakdown: Breakdown::median(
                 &rs.iter().filter_map(|r| r.breakdown).collect::<Vec<_>>(),
             ),
+            warm_fuse_ops: median_ops(&rs),
             touched_bytes: touched,
             bytes_fetched: bytes,
             t_ready,
@@ -295,12 +316,22 @@ fn where_time_goes(rows: &[Row], p: &Profile) -> String {
     let mut m = String::from(
         "Where the lazy time goes (daemon metrics, medians; sums over concurrent operations can exceed wall time; \
          FUSE read time leaves out span fetches made when a file is first opened, for its tar header check):\n\n\
-         | workload | rpull, s | run, s | FUSE reads: count, total s | registry reads: count, total s | lazy mounts: count, total s | run minus FUSE reads, s |\n\
-         |---|---|---|---|---|---|---|\n",
+         | workload | rpull, s | run, s | FUSE reads: count, total s | registry reads: count, total s | lazy mounts: count, total s | run minus FUSE reads, s | FUSE requests in the warm run |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     for (r, b) in lazy {
+        let warm = if r.warm_fuse_ops.is_empty() {
+            "-".to_string()
+        } else {
+            let mut ops: Vec<(&String, &u64)> = r.warm_fuse_ops.iter().collect();
+            ops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            ops.iter()
+                .map(|(op, n)| format!("{op} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         m.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {}, {:.2} | {}, {:.2} | {}, {:.2} | {:.2} |\n",
+            "| {} | {:.2} | {:.2} | {}, {:.2} | {}, {:.2} | {}, {:.2} | {:.2} | {warm} |\n",
             r.workload,
             r.t_pull.median,
             r.t_run.median,
@@ -569,6 +600,7 @@ mod tests {
             cache_mb_after_rm: None,
             verified: true,
             breakdown: None,
+            warm_fuse_ops: Default::default(),
         }
     }
 

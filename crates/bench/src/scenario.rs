@@ -63,6 +63,9 @@ pub struct Record {
     /// The daemon's own account of the lazy run (its metrics endpoint).
     #[serde(default)]
     pub breakdown: Option<Breakdown>,
+    /// FUSE requests the daemon answered during the warm run, by operation.
+    #[serde(default)]
+    pub warm_fuse_ops: std::collections::BTreeMap<String, u64>,
 }
 
 /// Fixed parts of every scenario.
@@ -319,6 +322,7 @@ pub fn full(env: &Env, profile: &str, run: usize, workloads: &[String]) -> Resul
                 cache_bytes_after_rm: None,
                 page_cache_dropped: dropped_w,
                 breakdown: None,
+                warm_fuse_ops: Default::default(),
             });
         }
         Ok(recs)
@@ -398,6 +402,7 @@ pub fn lazy(env: &Env, profile: &str, run: usize, workload: &str) -> Result<Reco
         )?;
         let net = env.proxy.counts().since(c0);
         let reader = parse_reader(&out)?;
+        let ops_before = breakdown::scrape(&metrics).map(|t| breakdown::fuse_ops(&t));
         let (out, t_run_warm) = ctr_run(
             &ctd,
             &[
@@ -412,6 +417,13 @@ pub fn lazy(env: &Env, profile: &str, run: usize, workload: &str) -> Result<Reco
             ],
         )?;
         let reader_warm = parse_reader(&out)?;
+        let warm_fuse_ops = match (
+            ops_before,
+            breakdown::scrape(&metrics).map(|t| breakdown::fuse_ops(&t)),
+        ) {
+            (Ok(before), Ok(after)) => breakdown::ops_since(&after, &before),
+            _ => Default::default(),
+        };
         let (cpu, hwm) = proc_usage(pid);
         let breakdown = breakdown::scrape(&metrics)
             .ok()
@@ -438,6 +450,7 @@ pub fn lazy(env: &Env, profile: &str, run: usize, workload: &str) -> Result<Reco
             t_run_warm,
             reader,
             reader_warm,
+            warm_fuse_ops,
             net,
             daemon_cpu_s: cpu,
             daemon_peak_rss_kb: hwm,

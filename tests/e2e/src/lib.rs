@@ -442,7 +442,24 @@ pub fn container_app_sums(
     reference: &str,
     name: &str,
 ) -> BTreeMap<String, String> {
-    let sums = ctd.ctr(&[
+    let sums = run_sh(
+        ctd,
+        reference,
+        name,
+        "find /app -type f | sort | xargs sha256sum",
+    );
+    let mut got = BTreeMap::new();
+    for line in sums.lines() {
+        let (sum, path) = line.split_once("  ").unwrap();
+        got.insert(path.to_string(), sum.to_string());
+    }
+    got
+}
+
+/// Run `/bin/sh -c script` in a new container `name` of `reference` on the
+/// `soci` snapshotter (removed afterwards); returns its stdout.
+pub fn run_sh(ctd: &Containerd, reference: &str, name: &str, script: &str) -> String {
+    let out = ctd.ctr(&[
         "run",
         "--rm",
         "--snapshotter",
@@ -451,14 +468,9 @@ pub fn container_app_sums(
         name,
         "/bin/sh",
         "-c",
-        "find /app -type f | sort | xargs sha256sum",
+        script,
     ]);
-    let mut got = BTreeMap::new();
-    for line in String::from_utf8_lossy(&sums.stdout).lines() {
-        let (sum, path) = line.split_once("  ").unwrap();
-        got.insert(path.to_string(), sum.to_string());
-    }
-    got
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `soci image rpull --plain-http` through containerd; returns stdout.

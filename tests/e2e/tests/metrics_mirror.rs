@@ -54,18 +54,12 @@ fn rpull(ctd: &Containerd, reference: &str) {
 
 /// Read a small and a 5 MiB file of the lazily loaded layer in a container.
 fn run_reader(ctd: &Containerd, reference: &str, name: &str) -> String {
-    let out = ctd.ctr(&[
-        "run",
-        "--rm",
-        "--snapshotter",
-        "soci",
+    run_sh(
+        ctd,
         reference,
         name,
-        "/bin/sh",
-        "-c",
         "cat /app/hello.txt && sha256sum /app/lib/f3.bin >/dev/null && echo read",
-    ]);
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    )
 }
 
 #[test]

@@ -20,18 +20,13 @@ fn fuse_ops(addr: &str, op: &str) -> f64 {
 
 /// Walk `/app` in a new container: stat every entry, list every directory.
 fn walk(ctd: &Containerd, reference: &str, name: &str) {
-    let out = ctd.ctr(&[
-        "run",
-        "--rm",
-        "--snapshotter",
-        "soci",
+    let out = run_sh(
+        ctd,
         reference,
         name,
-        "/bin/sh",
-        "-c",
         "find /app | xargs stat > /dev/null && ls -lR /app | wc -l",
-    ]);
-    let lines: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    );
+    let lines: usize = out.trim().parse().unwrap();
     assert!(lines > 600, "ls -lR /app printed {lines} lines");
 }
 
@@ -125,16 +120,11 @@ fn metadata_walks_skip_opendir_and_xattr_round_trips() {
         xattr3 - xattr2
     );
     assert_eq!(container_app_sums(&ctd, &noxattr, "noxattr3"), expected[1]);
-    let cat = ctd.ctr(&[
-        "run",
-        "--rm",
-        "--snapshotter",
-        "soci",
+    let cat = run_sh(
+        &ctd,
         &noxattr,
         "noxattr4",
-        "/bin/sh",
-        "-c",
         "cat /app/d3/e/f5 /app/image.txt",
-    ]);
-    assert_eq!(String::from_utf8_lossy(&cat.stdout), "3-5\nnoxattr");
+    );
+    assert_eq!(cat, "3-5\nnoxattr");
 }
