@@ -158,6 +158,15 @@ fn bin_dir(g: &GenArgs) -> Result<PathBuf> {
     }
 }
 
+/// Where the image converted as `g` asks is kept, below the image's data dir.
+fn soci_dir(g: &GenArgs, data_dir: &Path) -> PathBuf {
+    data_dir.join(format!(
+        "soci-span{}{}",
+        g.span_size,
+        if g.optimize_xattr { "-xattr" } else { "" }
+    ))
+}
+
 /// Generate (cached) and convert the image; analyse it.
 pub fn prepare(g: &GenArgs) -> Result<(ImageInfo, Analysis, PathBuf)> {
     let data = match &g.data {
@@ -201,11 +210,7 @@ pub fn prepare(g: &GenArgs) -> Result<(ImageInfo, Analysis, PathBuf)> {
         std::fs::write(&info_path, serde_json::to_vec(&info)?)?;
         info
     };
-    let soci_dir = dir.join(format!(
-        "soci-span{}{}",
-        g.span_size,
-        if g.optimize_xattr { "-xattr" } else { "" }
-    ));
+    let soci_dir = soci_dir(g, &dir);
     if !soci_dir.join("index.json").exists() {
         let _ = std::fs::remove_dir_all(&soci_dir);
         eprintln!("== soci convert --standalone");
@@ -336,12 +341,7 @@ fn run(mut r: RunArgs) -> Result<()> {
             "plain",
         ),
         (
-            format!(
-                "oci:{}",
-                data_dir
-                    .join(format!("soci-span{}", r.image.span_size))
-                    .display()
-            ),
+            format!("oci:{}", soci_dir(&r.image, &data_dir).display()),
             "soci",
         ),
     ]
