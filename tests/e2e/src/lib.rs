@@ -456,6 +456,14 @@ pub fn container_app_sums(
     got
 }
 
+/// A temporary directory under /tmp (the tests mount below it), removed when dropped.
+pub fn tmpdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("soci-e2e-")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
 /// Run `/bin/sh -c script` in a new container `name` of `reference` on the
 /// `soci` snapshotter (removed afterwards); returns its stdout.
 pub fn run_sh(ctd: &Containerd, reference: &str, name: &str, script: &str) -> String {

@@ -14,13 +14,6 @@ const NO_BACKGROUND: &str = "[background_fetch]\ndisable = true\n";
 const ACCEPT: &str =
     "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json";
 
-fn tmpdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("soci-e2e-")
-        .tempdir_in("/tmp")
-        .unwrap()
-}
-
 /// Incompressible bytes: the layer holding them stays above the
 /// `--min-layer-size` the tests convert with, so it gets a zTOC.
 fn big_layer(root: &Path, seed: u64) {

@@ -32,10 +32,7 @@ fn walk(ctd: &Containerd, reference: &str, name: &str) {
 
 #[test]
 fn metadata_walks_skip_opendir_and_xattr_round_trips() {
-    let tmp = tempfile::Builder::new()
-        .prefix("soci-e2e-")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let tmp = tmpdir();
     let dir = tmp.path();
     let reg = Registry::start(&dir.join("registry"));
     let mut expected = Vec::new();

@@ -231,15 +231,13 @@ fn xattrs_disabled_by_the_index() {
         TarEntry::dir("./etc/sub/"),
         TarEntry::file("./etc/sub/b", "b\n"),
     ]);
-    let tree = soci_layerfs::InodeTree::from_ztoc(&plain.ztoc, &TreeOptions::default()).unwrap();
-    assert!(!tree.has_xattrs());
-    let fs = soci_layerfs::LayerFs::new(
-        tree,
+    let fs = plain.fs_with(
         Arc::new(plain.mem_source()),
-        &plain.digest,
+        TreeOptions::default(),
         plain.state(),
         options,
     );
+    assert!(!fs.tree().has_xattrs());
     let m = Mounted::new(fs, scratch.path().join("mnt"));
     let mut buf = [0u8; 8];
     for _ in 0..2 {
@@ -258,21 +256,18 @@ fn xattrs_disabled_by_the_index() {
     drop(m);
 
     let layer = Layer::new(&rich_entries());
-    let tree = soci_layerfs::InodeTree::from_ztoc(
-        &layer.ztoc,
-        &TreeOptions {
+    let fs = layer.fs_with(
+        Arc::new(layer.mem_source()),
+        TreeOptions {
             disable_xattrs: true,
             ..TreeOptions::default()
         },
-    )
-    .unwrap();
-    assert!(tree.has_xattrs(), "an opaque directory reports its marker");
-    let fs = soci_layerfs::LayerFs::new(
-        tree,
-        Arc::new(layer.mem_source()),
-        &layer.digest,
         layer.state(),
         options,
+    );
+    assert!(
+        fs.tree().has_xattrs(),
+        "an opaque directory reports its marker"
     );
     let m = Mounted::new(fs, scratch.path().join("mnt-opaque"));
     let n =

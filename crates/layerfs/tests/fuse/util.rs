@@ -107,8 +107,19 @@ impl Layer {
     }
 
     pub fn fs(&self, source: Arc<dyn SpanSource>, tree: TreeOptions, state: StateFn) -> LayerFs {
+        self.fs_with(source, tree, state, FsOptions::default())
+    }
+
+    /// [`Layer::fs`] with other filesystem options.
+    pub fn fs_with(
+        &self,
+        source: Arc<dyn SpanSource>,
+        tree: TreeOptions,
+        state: StateFn,
+        options: FsOptions,
+    ) -> LayerFs {
         let tree = InodeTree::from_ztoc(&self.ztoc, &tree).expect("inode tree builds");
-        LayerFs::new(tree, source, &self.digest, state, FsOptions::default())
+        LayerFs::new(tree, source, &self.digest, state, options)
     }
 
     /// Entries and contents in tar order.
