@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo build --release --locked -p soci -p soci-snapshotter-grpc
-BIN=$PWD/target/release
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 W=$(mktemp -d /tmp/soci-demo.XXXXXX)
 PIDS=()
 cleanup() {
