@@ -64,6 +64,14 @@ fn req_in<T>(ns: &str, t: T) -> Request<T> {
     r
 }
 
+/// [`req_in`] under containerd lease `lease`.
+fn req_leased<T>(ns: &str, lease: &str, t: T) -> Request<T> {
+    let mut r = req_in(ns, t);
+    r.metadata_mut()
+        .insert("containerd-lease", lease.parse().unwrap());
+    r
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_setup_and_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -414,15 +422,58 @@ fn containerd_runs_busybox_through_soci() {
     );
 
     // Commit the container's active snapshot through containerd, then read
-    // the written file back through a view of the committed snapshot.
-    ctrd.ctr_stdout(&[
-        "snapshots",
-        "--snapshotter",
-        "soci",
-        "commit",
-        "keep-committed",
-        "keep",
-    ]);
+    // the written file back through a view of the committed snapshot. A lease
+    // keeps containerd's garbage collector, which may run after any removal,
+    // off the committed snapshot and the view, which nothing else references.
+    const LEASE: &str = "soci-e2e-keep";
+    let view_dir = w.join("keep-view");
+    std::fs::create_dir_all(&view_dir).unwrap();
+    let ctd_sock = ctrd.socket.clone();
+    let view_mounts = rt.block_on(async {
+        use containerd_client::services::v1::CreateRequest;
+        use containerd_client::services::v1::leases_client::LeasesClient;
+        use containerd_client::services::v1::snapshots::{
+            CommitSnapshotRequest, ViewSnapshotRequest,
+        };
+        let channel = containerd_client::connect(&ctd_sock).await.unwrap();
+        LeasesClient::new(channel.clone())
+            .create(req_in(
+                &ns,
+                CreateRequest {
+                    id: LEASE.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
+        let mut c = SnapshotsClient::new(channel);
+        c.commit(req_leased(
+            &ns,
+            LEASE,
+            CommitSnapshotRequest {
+                snapshotter: "soci".into(),
+                name: "keep-committed".into(),
+                key: "keep".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+        c.view(req_leased(
+            &ns,
+            LEASE,
+            ViewSnapshotRequest {
+                snapshotter: "soci".into(),
+                key: "keep-view".into(),
+                parent: "keep-committed".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .mounts
+    });
     let listing = ctrd.ctr_stdout(&["snapshots", "--snapshotter", "soci", "ls"]);
     assert!(
         listing
@@ -430,24 +481,15 @@ fn containerd_runs_busybox_through_soci() {
             .any(|l| l.starts_with("keep-committed ") && l.contains("Committed")),
         "{listing}"
     );
-    ctrd.ctr_stdout(&[
-        "snapshots",
-        "--snapshotter",
-        "soci",
-        "view",
-        "keep-view",
-        "keep-committed",
-    ]);
-    let view_dir = w.join("keep-view");
-    std::fs::create_dir_all(&view_dir).unwrap();
-    let view_mount = ctrd.ctr_stdout(&[
-        "snapshots",
-        "--snapshotter",
-        "soci",
-        "mounts",
-        &view_dir.display().to_string(),
-        "keep-view",
-    ]);
+    assert_eq!(view_mounts.len(), 1, "{view_mounts:?}");
+    let m = &view_mounts[0];
+    let view_mount = format!(
+        "mount -t {} {} {} -o {}",
+        m.r#type,
+        m.source,
+        view_dir.display(),
+        m.options.join(",")
+    );
     let mount_cmd = view_mount.trim().to_string();
     run_ok(Command::new("sh").arg("-c").arg(&mount_cmd));
     let seen = std::fs::read_to_string(view_dir.join("soci-e2e-file"));
@@ -455,6 +497,7 @@ fn containerd_runs_busybox_through_soci() {
     assert_eq!(seen.unwrap(), "written-in-container\n");
     ctrd.ctr_stdout(&["snapshots", "--snapshotter", "soci", "rm", "keep-view"]);
     ctrd.ctr_stdout(&["snapshots", "--snapshotter", "soci", "rm", "keep-committed"]);
+    ctrd.ctr_stdout(&["leases", "rm", LEASE]);
 
     // Remove container and image: the snapshots and their directories go.
     ctrd.ctr_stdout(&["containers", "rm", "keep"]);
@@ -503,10 +546,7 @@ fn containerd_accepts_remote_snapshots_from_the_seam() {
     use soci_snapshotter::{Config, RemoteOutcome, Shutdown};
     const LEASE: &str = "soci-e2e-lease";
     fn leased<T>(ns: &str, t: T) -> Request<T> {
-        let mut r = req_in(ns, t);
-        r.metadata_mut()
-            .insert("containerd-lease", LEASE.parse().unwrap());
-        r
+        req_leased(ns, LEASE, t)
     }
 
     if !containerd_prerequisites() {
