@@ -417,17 +417,14 @@ pub fn lazy(env: &Env, profile: &str, run: usize, workload: &str) -> Result<Reco
             ],
         )?;
         let reader_warm = parse_reader(&out)?;
-        let warm_fuse_ops = match (
-            ops_before,
-            breakdown::scrape(&metrics).map(|t| breakdown::fuse_ops(&t)),
-        ) {
-            (Ok(before), Ok(after)) => breakdown::ops_since(&after, &before),
+        // One scrape after the runs serves the warm run's requests and the breakdown.
+        let after = breakdown::scrape(&metrics).ok();
+        let warm_fuse_ops = match (ops_before, &after) {
+            (Ok(before), Some(after)) => breakdown::ops_since(&breakdown::fuse_ops(after), &before),
             _ => Default::default(),
         };
         let (cpu, hwm) = proc_usage(pid);
-        let breakdown = breakdown::scrape(&metrics)
-            .ok()
-            .map(|t| breakdown::parse(&t));
+        let breakdown = after.as_deref().map(breakdown::parse);
         let rss = proc_status_kb(pid, "VmRSS:");
         let before = disk_usage(&root);
         ctr_run(&ctd, &["images", "rm", "--sync", &env.soci_ref])?;

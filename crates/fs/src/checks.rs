@@ -143,9 +143,6 @@ fn check_entry(ztoc: &Ztoc, m: &FileMetadata, layer: &Digest) -> Result<(), Refu
 
 /// A layer ready to mount: every check passed.
 pub struct OpenedLayer {
-    /// The zTOC's header and compression info; its `toc` is empty (the
-    /// entries went into `tree` and `checks` one at a time).
-    pub ztoc: Ztoc,
     /// Span manager reading the layer through `reader`.
     pub spans: Arc<SpanManager>,
     /// The layer's inode table.
@@ -215,7 +212,6 @@ pub fn open_layer(
             .map_err(|e| Refused(format!("layer {layer}: {e}")))?,
     );
     Ok(OpenedLayer {
-        ztoc,
         spans,
         tree,
         checks,

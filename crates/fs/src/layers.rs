@@ -339,7 +339,6 @@ impl SociFs {
                 spans,
                 tree,
                 checks,
-                ..
             } = checks::open_layer(
                 LayerInput {
                     ztoc: bytes,

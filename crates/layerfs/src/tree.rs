@@ -512,34 +512,7 @@ pub fn clean_path(raw: &str) -> Result<String, &'static str> {
 /// Builds an [`InodeTree`] from TOC entries given one at a time, in tar
 /// order (later entries win), e.g. straight from
 /// [`Ztoc::from_bytes_streaming`](soci_format::ztoc::Ztoc::from_bytes_streaming).
-pub struct TreeBuilder(Builder);
-
-impl TreeBuilder {
-    /// A builder expecting about `entries` entries.
-    pub fn new(options: &TreeOptions, entries: usize) -> TreeBuilder {
-        let mut b = Builder {
-            options: *options,
-            nodes: Vec::with_capacity(entries + 1),
-            strings: Vec::new(),
-            xattrs: Vec::new(),
-            paths: HashMap::with_capacity(entries),
-        };
-        b.nodes.push(implicit_dir());
-        TreeBuilder(b)
-    }
-
-    /// Apply the next entry.
-    pub fn add(&mut self, m: &FileMetadata) -> Result<(), LayerFsError> {
-        self.0.add(m)
-    }
-
-    /// The finished table.
-    pub fn finish(self) -> Result<InodeTree, LayerFsError> {
-        self.0.finish()
-    }
-}
-
-struct Builder {
+pub struct TreeBuilder {
     options: TreeOptions,
     nodes: Vec<Node>,
     strings: Vec<u8>,
@@ -548,7 +521,20 @@ struct Builder {
     paths: HashMap<Box<str>, u32>,
 }
 
-impl Builder {
+impl TreeBuilder {
+    /// A builder expecting about `entries` entries.
+    pub fn new(options: &TreeOptions, entries: usize) -> TreeBuilder {
+        let mut b = TreeBuilder {
+            options: *options,
+            nodes: Vec::with_capacity(entries + 1),
+            strings: Vec::new(),
+            xattrs: Vec::new(),
+            paths: HashMap::with_capacity(entries),
+        };
+        b.nodes.push(implicit_dir());
+        b
+    }
+
     fn is_dir(&self, node: u32) -> bool {
         self.nodes[node as usize].is_dir()
     }
@@ -684,7 +670,8 @@ impl Builder {
         Ok(cur)
     }
 
-    fn add(&mut self, m: &FileMetadata) -> Result<(), LayerFsError> {
+    /// Apply the next entry.
+    pub fn add(&mut self, m: &FileMetadata) -> Result<(), LayerFsError> {
         let path = clean_path(&m.name).map_err(|reason| LayerFsError::PathRejected {
             name: m.name.clone(),
             path: m.name.clone(),
@@ -758,8 +745,9 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(self) -> Result<InodeTree, LayerFsError> {
-        let Builder {
+    /// The finished table.
+    pub fn finish(self) -> Result<InodeTree, LayerFsError> {
+        let TreeBuilder {
             options,
             mut nodes,
             mut strings,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use containerd_client::services::v1::leases_client::LeasesClient;
 use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
 use containerd_client::services::v1::snapshots::{ListSnapshotsRequest, PrepareSnapshotRequest};
 use soci_testkit::{
@@ -70,6 +71,29 @@ fn req_leased<T>(ns: &str, lease: &str, t: T) -> Request<T> {
     r.metadata_mut()
         .insert("containerd-lease", lease.parse().unwrap());
     r
+}
+
+/// Create containerd lease `id` in namespace `ns`: what is made under it is
+/// kept from containerd's garbage collector until the lease is removed.
+/// Returns the leases client.
+async fn create_lease(
+    channel: tonic::transport::Channel,
+    ns: &str,
+    id: &str,
+) -> LeasesClient<tonic::transport::Channel> {
+    use containerd_client::services::v1::CreateRequest;
+    let mut leases = LeasesClient::new(channel);
+    leases
+        .create(req_in(
+            ns,
+            CreateRequest {
+                id: id.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    leases
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,22 +454,11 @@ fn containerd_runs_busybox_through_soci() {
     std::fs::create_dir_all(&view_dir).unwrap();
     let ctd_sock = ctrd.socket.clone();
     let view_mounts = rt.block_on(async {
-        use containerd_client::services::v1::CreateRequest;
-        use containerd_client::services::v1::leases_client::LeasesClient;
         use containerd_client::services::v1::snapshots::{
             CommitSnapshotRequest, ViewSnapshotRequest,
         };
         let channel = containerd_client::connect(&ctd_sock).await.unwrap();
-        LeasesClient::new(channel.clone())
-            .create(req_in(
-                &ns,
-                CreateRequest {
-                    id: LEASE.into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap();
+        create_lease(channel.clone(), &ns, LEASE).await;
         let mut c = SnapshotsClient::new(channel);
         c.commit(req_leased(
             &ns,
@@ -483,15 +496,12 @@ fn containerd_runs_busybox_through_soci() {
     );
     assert_eq!(view_mounts.len(), 1, "{view_mounts:?}");
     let m = &view_mounts[0];
-    let view_mount = format!(
-        "mount -t {} {} {} -o {}",
-        m.r#type,
-        m.source,
-        view_dir.display(),
-        m.options.join(",")
+    run_ok(
+        Command::new("mount")
+            .args(["-t", &m.r#type, &m.source])
+            .arg(&view_dir)
+            .args(["-o", &m.options.join(",")]),
     );
-    let mount_cmd = view_mount.trim().to_string();
-    run_ok(Command::new("sh").arg("-c").arg(&mount_cmd));
     let seen = std::fs::read_to_string(view_dir.join("soci-e2e-file"));
     let _ = Command::new("umount").arg(&view_dir).status();
     assert_eq!(seen.unwrap(), "written-in-container\n");
@@ -536,11 +546,10 @@ fn containerd_runs_busybox_through_soci() {
 /// its filtered Walk, and children of it mount it as a lower layer.
 #[test]
 fn containerd_accepts_remote_snapshots_from_the_seam() {
-    use containerd_client::services::v1::leases_client::LeasesClient;
+    use containerd_client::services::v1::DeleteRequest;
     use containerd_client::services::v1::snapshots::{
         Kind, MountsRequest, RemoveSnapshotRequest, StatSnapshotRequest,
     };
-    use containerd_client::services::v1::{CreateRequest, DeleteRequest};
     use soci_snapshotter::remote::fake::{FakeRemote, MARKER};
     use soci_snapshotter::remote::{REMOTE_LABEL, TARGET_SNAPSHOT_LABEL};
     use soci_snapshotter::{Config, RemoteOutcome, Shutdown};
@@ -591,17 +600,7 @@ fn containerd_accepts_remote_snapshots_from_the_seam() {
         let channel = containerd_client::connect(&ctd_sock).await.unwrap();
         // A lease keeps containerd's garbage collector off these snapshots,
         // which nothing else references, until the test lets go of it.
-        let mut leases = LeasesClient::new(channel.clone());
-        leases
-            .create(req_in(
-                &ns,
-                CreateRequest {
-                    id: LEASE.into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap();
+        let mut leases = create_lease(channel.clone(), &ns, LEASE).await;
         let mut c = SnapshotsClient::new(channel);
         fake.push(Ok(RemoteOutcome::Mounted {
             labels: Default::default(),

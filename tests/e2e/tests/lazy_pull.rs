@@ -2,7 +2,6 @@
 //! `soci image rpull` through real containerd onto `soci-snapshotter-grpc`, run
 //! with runc, every file compared with the original.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -132,37 +131,16 @@ fn lazy_pull_runs_a_container_and_serves_exact_bytes() {
     );
 
     // Every file of /app read through the container equals the original.
-    let sums = ctd.ctr(&[
-        "run",
-        "--rm",
-        "--snapshotter",
-        "soci",
-        &reference,
-        "lazy2",
-        "/bin/sh",
-        "-c",
-        "find /app -type f | sort | xargs sha256sum",
-    ]);
-    let mut got = BTreeMap::new();
-    for line in String::from_utf8_lossy(&sums.stdout).lines() {
-        let (sum, path) = line.split_once("  ").unwrap();
-        got.insert(path.to_string(), sum.to_string());
-    }
-    assert_eq!(got, expected);
+    assert_eq!(container_app_sums(&ctd, &reference, "lazy2"), expected);
 
     // Writes go to the container's upper dir, not to the lazy layer.
-    let w = ctd.ctr(&[
-        "run",
-        "--rm",
-        "--snapshotter",
-        "soci",
+    let w = run_sh(
+        &ctd,
         &reference,
         "lazy3",
-        "/bin/sh",
-        "-c",
         "echo changed > /app/hello.txt && cat /app/hello.txt",
-    ]);
-    assert_eq!(String::from_utf8_lossy(&w.stdout), "changed\n");
+    );
+    assert_eq!(w, "changed\n");
     let again = ctd.ctr(&[
         "run",
         "--rm",

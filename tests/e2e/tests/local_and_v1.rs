@@ -256,20 +256,14 @@ fn small_layers_become_local_snapshots_and_a_corrupt_one_is_deferred() {
     assert!(summary.contains("mixed"), "{summary}");
 
     assert_eq!(container_app_sums(&ctd, &reference, "local1"), expected);
-    let check = ctd.ctr(&[
-        "run",
-        "--rm",
-        "--snapshotter",
-        "soci",
+    let text = run_sh(
+        &ctd,
         &reference,
         "local2",
-        "/bin/sh",
-        "-c",
         "ls -i /app/links/a.txt; ls -i /app/links/hard.txt; readlink /app/links/sym; \
          [ -e /app/links/gone.txt ] || echo gone-is-gone; [ -e /app/links/dir/old.txt ] || echo old-is-gone; \
          cat /app/links/sym; ls /app/links/sub",
-    ]);
-    let text = String::from_utf8_lossy(&check.stdout).to_string();
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 7, "{text}");
     let ino_a = lines[0].split_whitespace().next().unwrap();

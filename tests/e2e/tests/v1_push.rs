@@ -4,7 +4,6 @@
 //! with v1 discovery enabled finds the index through the referrers and mounts
 //! the big layer lazily; a container reads the exact bytes.
 
-use std::collections::BTreeMap;
 use std::process::Command;
 
 use soci_e2e::*;
@@ -60,23 +59,7 @@ fn pushed_v1_index_is_discovered_through_referrers() {
         .arg(&ctd.namespace)
         .args(["image", "rpull", "--plain-http"])
         .arg(&reference));
-    let out = ctd.ctr(&[
-        "run",
-        "--rm",
-        "--snapshotter",
-        "soci",
-        &reference,
-        "v1a",
-        "/bin/sh",
-        "-c",
-        "find /app -type f | sort | xargs sha256sum",
-    ]);
-    let mut got = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let (sum, path) = line.split_once("  ").unwrap();
-        got.insert(path.to_string(), sum.to_string());
-    }
-    assert_eq!(got, expected);
+    assert_eq!(container_app_sums(&ctd, &reference, "v1a"), expected);
 
     let log = daemon.proc.log_text();
     assert!(
